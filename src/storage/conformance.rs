@@ -1,0 +1,113 @@
+//! The storage conformance suite: one set of checks every backend must pass. Unit tests
+//! run it on the local and memory backends; `tests/s3.rs` runs it on real S3 servers.
+
+use bytes::Bytes;
+
+use super::Storage;
+
+/// Number of keys for the listing test: more than one S3 `ListObjectsV2` page (1000).
+pub const LIST_KEYS: usize = 1100;
+
+/// Runs every check against `storage`, which must be empty. Panics on the first failure.
+pub async fn run_all(storage: &dyn Storage) {
+    put_get_roundtrip(storage).await;
+    missing_key_is_not_found(storage).await;
+    put_if_absent_keeps_first(storage).await;
+    ranged_reads(storage).await;
+    list_with_prefix_and_pagination(storage).await;
+    delete_is_idempotent(storage).await;
+}
+
+async fn put_get_roundtrip(s: &dyn Storage) {
+    let data = Bytes::from((0..=255u8).cycle().take(1 << 20).collect::<Vec<_>>());
+    s.put("rt/a", data.clone()).await.unwrap();
+    assert_eq!(s.get("rt/a").await.unwrap(), data);
+    let head = s.head("rt/a").await.unwrap().expect("head of a written key");
+    assert_eq!(head.size, data.len() as u64);
+    // Overwrite replaces.
+    s.put("rt/a", Bytes::from_static(b"second")).await.unwrap();
+    assert_eq!(&s.get("rt/a").await.unwrap()[..], b"second");
+    // Empty objects are objects.
+    s.put("rt/empty", Bytes::new()).await.unwrap();
+    assert_eq!(s.get("rt/empty").await.unwrap().len(), 0);
+    s.delete("rt/a").await.unwrap();
+    s.delete("rt/empty").await.unwrap();
+}
+
+async fn missing_key_is_not_found(s: &dyn Storage) {
+    let err = s.get("missing/key").await.unwrap_err();
+    assert!(err.is_not_found(), "get of a missing key: {err}");
+    let err = s.get_range("missing/key", 0..1).await.unwrap_err();
+    assert!(err.is_not_found(), "ranged get of a missing key: {err}");
+    assert!(s.head("missing/key").await.unwrap().is_none());
+}
+
+async fn put_if_absent_keeps_first(s: &dyn Storage) {
+    assert!(s
+        .put_if_absent("pia/config", Bytes::from_static(b"first"))
+        .await
+        .unwrap());
+    let second = s
+        .put_if_absent("pia/config", Bytes::from_static(b"second"))
+        .await
+        .unwrap();
+    assert!(!second, "put_if_absent on an existing key must report it existed");
+    assert_eq!(&s.get("pia/config").await.unwrap()[..], b"first");
+    s.delete("pia/config").await.unwrap();
+}
+
+async fn ranged_reads(s: &dyn Storage) {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    s.put("range/obj", Bytes::from(data.clone())).await.unwrap();
+    for r in [0..1u64, 0..10_000, 17..4_096, 9_999..10_000, 5_000..5_000] {
+        if r.is_empty() {
+            continue; // zero-length ranges are not expressible in HTTP
+        }
+        let got = s.get_range("range/obj", r.clone()).await.unwrap();
+        assert_eq!(&got[..], &data[r.start as usize..r.end as usize], "{r:?}");
+    }
+    assert!(s.get_range("range/obj", 9_000..10_001).await.is_err());
+    s.delete("range/obj").await.unwrap();
+}
+
+async fn list_with_prefix_and_pagination(s: &dyn Storage) {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(0..LIST_KEYS)
+        .map(|i| async move {
+            s.put(&format!("list/many/{i:05}"), Bytes::from_static(b"v"))
+                .await
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    s.put("list/other/x", Bytes::from_static(b"x")).await.unwrap();
+    s.put("list/manyx", Bytes::from_static(b"y")).await.unwrap();
+
+    let all = s.list("list/many/").await.unwrap();
+    assert_eq!(all.len(), LIST_KEYS);
+    assert!(all.windows(2).all(|w| w[0].key < w[1].key), "sorted");
+    assert_eq!(all[0].key, "list/many/00000");
+    assert_eq!(all[0].size, 1);
+    // A prefix that is not a whole directory name still matches by string.
+    assert_eq!(s.list("list/many").await.unwrap().len(), LIST_KEYS + 1);
+    assert_eq!(s.list("list/many/0109").await.unwrap().len(), 10);
+    assert!(s.list("nothing/here/").await.unwrap().is_empty());
+
+    stream::iter(all)
+        .map(|m| async move { s.delete(&m.key).await })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    s.delete("list/other/x").await.unwrap();
+    s.delete("list/manyx").await.unwrap();
+    assert!(s.list("list/").await.unwrap().is_empty());
+}
+
+async fn delete_is_idempotent(s: &dyn Storage) {
+    s.put("del/x", Bytes::from_static(b"x")).await.unwrap();
+    s.delete("del/x").await.unwrap();
+    s.delete("del/x").await.unwrap();
+    assert!(s.head("del/x").await.unwrap().is_none());
+}

@@ -1,0 +1,244 @@
+//! The local-directory backend: the embedded default, no server needed.
+//!
+//! Keys map to files under the root. Writes go to a unique temporary file in the same
+//! directory, are fsynced, then renamed (or hard-linked, for create-if-absent), so a crash
+//! never leaves a half-written object under its final name.
+
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectMeta, Storage, StorageError, StorageResult};
+
+/// File names starting with this are in-progress writes, invisible to `list`.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// A repository stored in a directory of the local filesystem.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Uses `root` as the repository directory; it is created on the first write.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStorage { root: root.into() }
+    }
+
+    fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
+        if key.is_empty()
+            || key.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || key.contains('\0')
+        {
+            return Err(StorageError::other(
+                format!("key {key:?}"),
+                "invalid object key",
+            ));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Writes `data` to a fresh temp file beside `path` and returns the temp path.
+    fn write_temp(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
+        let dir = path.parent().expect("object paths have a parent");
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let result = f.write_all(data).and_then(|_| f.sync_data());
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
+    fn blocking<T, F>(f: F) -> impl std::future::Future<Output = StorageResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> StorageResult<T> + Send + 'static,
+    {
+        async move {
+            tokio::task::spawn_blocking(f)
+                .await
+                .map_err(|e| StorageError::other("local storage task", e))?
+        }
+    }
+}
+
+fn io_err(op: &str, key: &str, e: std::io::Error) -> StorageError {
+    if e.kind() == ErrorKind::NotFound {
+        StorageError::NotFound(key.to_string())
+    } else {
+        StorageError::other(format!("{op} {key}"), e)
+    }
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectMeta>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let key = if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            walk(&entry.path(), &key, out)?;
+        } else if ft.is_file() {
+            out.push(ObjectMeta {
+                key,
+                size: entry.metadata()?.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Storage for LocalStorage {
+    async fn put(&self, key: &str, data: Bytes) -> StorageResult<()> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        Self::blocking(move || {
+            let tmp = Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io_err("rename", &key, e)
+            })
+        })
+        .await
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StorageResult<bool> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        Self::blocking(move || {
+            let tmp = Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
+            // link(2) fails if the target exists: an atomic create-if-absent of a complete file.
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(io_err("create", &key, e)),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        Self::blocking(move || {
+            std::fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| io_err("read", &key, e))
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> StorageResult<Bytes> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        Self::blocking(move || {
+            let mut f = std::fs::File::open(&path).map_err(|e| io_err("open", &key, e))?;
+            let len = f.metadata().map_err(|e| io_err("stat", &key, e))?.len();
+            if range.start > range.end || range.end > len {
+                return Err(StorageError::other(
+                    format!("read {key}"),
+                    format!("range {range:?} is outside the object's {len} bytes"),
+                ));
+            }
+            f.seek(SeekFrom::Start(range.start))
+                .map_err(|e| io_err("seek", &key, e))?;
+            let mut buf = vec![0u8; (range.end - range.start) as usize];
+            f.read_exact(&mut buf)
+                .map_err(|e| io_err("read", &key, e))?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        Self::blocking(move || {
+            // Walk only the deepest directory the prefix names completely.
+            let dir_part = match prefix.rfind('/') {
+                Some(i) => &prefix[..i],
+                None => "",
+            };
+            let mut out = Vec::new();
+            walk(&root.join(dir_part), dir_part, &mut out)
+                .map_err(|e| StorageError::other(format!("list {prefix}"), e))?;
+            out.retain(|m| m.key.starts_with(&prefix));
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        Self::blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("delete", &key, e)),
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        Self::blocking(move || match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta { key, size: m.len() })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat", &key, e)),
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("local directory {}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path().join("repo"));
+        super::super::conformance::run_all(&storage).await;
+    }
+
+    #[tokio::test]
+    async fn rejects_escaping_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path());
+        for key in ["../x", "a/../../x", "", "a//b", "/abs"] {
+            assert!(storage.put(key, Bytes::from_static(b"x")).await.is_err(), "{key}");
+        }
+    }
+}
