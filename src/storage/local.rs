@@ -30,7 +30,9 @@ impl LocalStorage {
 
     fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
         if key.is_empty()
-            || key.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
             || key.contains('\0')
         {
             return Err(StorageError::other(
@@ -238,7 +240,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalStorage::new(dir.path());
         for key in ["../x", "a/../../x", "", "a//b", "/abs"] {
-            assert!(storage.put(key, Bytes::from_static(b"x")).await.is_err(), "{key}");
+            assert!(
+                storage.put(key, Bytes::from_static(b"x")).await.is_err(),
+                "{key}"
+            );
         }
     }
 }
