@@ -60,16 +60,15 @@ impl LocalStorage {
         Ok(tmp)
     }
 
-    fn blocking<T, F>(f: F) -> impl std::future::Future<Output = StorageResult<T>>
+    /// Runs blocking filesystem work off the async workers.
+    async fn blocking<T, F>(f: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce() -> StorageResult<T> + Send + 'static,
     {
-        async move {
-            tokio::task::spawn_blocking(f)
-                .await
-                .map_err(|e| StorageError::other("local storage task", e))?
-        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StorageError::other("local storage task", e))?
     }
 }
 
