@@ -94,6 +94,15 @@ pub enum LocationCommand {
 /// `kando repo …`.
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
+    /// Reclaim the space of deleted snapshots (waits for running pushes and pulls).
+    Gc {
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+        /// Rewrite a pack when more than this percentage of it is dead.
+        #[arg(long = "repack-dead-pct", default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
+        repack_dead_pct: u8,
+    },
     /// One line per snapshot: id, time, path, logical and stored size.
     List {
         /// Common location flags.
@@ -118,6 +127,17 @@ pub struct LocationArgs {
         env = "KANDO_REPO_DIR"
     )]
     pub repo_dir: String,
+    /// Seconds after which an unrefreshed lock of another process is stale.
+    #[arg(
+        long = "lock-stale-after",
+        default_value_t = 300,
+        env = "KANDO_LOCK_STALE_AFTER"
+    )]
+    pub lock_stale_after: u64,
+    /// Longest wait, in seconds, for a lock held by garbage collection (or, for
+    /// `repo gc`, for pushes and pulls to finish).
+    #[arg(long = "lock-wait", default_value_t = 600, env = "KANDO_LOCK_WAIT")]
+    pub lock_wait: u64,
 }
 
 /// Push pipeline tuning; defaults are measured (BENCHMARKS.md).

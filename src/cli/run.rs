@@ -13,6 +13,7 @@ use tokio::runtime::Runtime;
 use super::args::{Cli, Command, Endpoint, LocationArgs, LocationCommand, PushTuning, RepoCommand};
 use super::open::open_storage;
 use crate::commands::delete::{self, Selection};
+use crate::commands::gc::{self, GcOptions, GcReport};
 use crate::commands::list;
 use crate::commands::pull::{self, PullOptions};
 use crate::commands::push::{self, PushCounters, PushOptions};
@@ -20,6 +21,7 @@ use crate::compat::output::{phase_output_line, snapshot_json, validate_key};
 use crate::compat::profile::Profile;
 use crate::compat::snapshot_arg::parse_snapshot_arg;
 use crate::repo::config::ChunkerParams;
+use crate::repo::lock::{HeldLock, LockTiming};
 use crate::repo::refs::normalize_path;
 use crate::repo::Repository;
 
@@ -71,6 +73,7 @@ struct Target {
     profile: Profile,
     path: String,
     repo_dir: String,
+    timing: LockTiming,
 }
 
 impl Target {
@@ -82,7 +85,24 @@ impl Target {
             profile,
             path,
             repo_dir: args.repo_dir.clone(),
+            timing: LockTiming {
+                stale_after: std::time::Duration::from_secs(args.lock_stale_after.max(1)),
+                wait: std::time::Duration::from_secs(args.lock_wait),
+            },
         })
+    }
+
+    /// A shared lock for a push or pull (waits for a running gc).
+    fn shared_lock(&self, repo: &Repository, purpose: &str) -> Result<HeldLock> {
+        self.rt
+            .block_on(HeldLock::shared(repo.storage(), purpose, self.timing))
+    }
+
+    fn gc_options(&self) -> GcOptions {
+        GcOptions {
+            stale_after: self.timing.stale_after,
+            ..GcOptions::default()
+        }
     }
 
     fn open(&self, create: bool) -> Result<Repository> {
@@ -149,6 +169,7 @@ fn push_cmd(
         ..PushOptions::default()
     };
     let counters = PushCounters::default();
+    let lock = target.shared_lock(&repo, "push")?;
     let outcome = push::push(
         target.rt.handle(),
         &repo,
@@ -156,7 +177,10 @@ fn push_cmd(
         &target.path,
         &opts,
         &counters,
-    )?;
+        &|| lock.ensure_fresh(),
+    );
+    target.rt.block_on(lock.release());
+    let outcome = outcome?;
     let secs = outcome.duration.as_secs_f64().max(1e-9);
     let dedup = if outcome.chunks == 0 {
         100.0
@@ -184,11 +208,24 @@ fn pull_cmd(
     let target = Target::new(args)?;
     let snapshot_id = snapshot.map(parse_snapshot_arg).transpose()?;
     let repo = target.open(false)?;
+    let lock = target.shared_lock(&repo, "pull")?;
+    let result = pull_locked(&target, &repo, snapshot_id, target_arg, reads);
+    target.rt.block_on(lock.release());
+    result
+}
+
+fn pull_locked(
+    target: &Target,
+    repo: &Repository,
+    snapshot_id: Option<String>,
+    target_arg: &str,
+    reads: usize,
+) -> Result<()> {
     let id = match snapshot_id {
         Some(id) => id,
         None => target
             .rt
-            .block_on(list::newest_at(&repo, &target.path))?
+            .block_on(list::newest_at(repo, &target.path))?
             .ok_or_else(|| {
                 anyhow!(
                     "no snapshot at path {:?} in {}",
@@ -208,11 +245,11 @@ fn pull_cmd(
         Endpoint::Std => {
             // Unbuffered fd 1: chunks are large, and Stdout's line buffering only adds copies.
             let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-            pull::pull(handle, &repo, &id, &manifest, &mut *out, &opts, &written)?;
+            pull::pull(handle, repo, &id, &manifest, &mut *out, &opts, &written)?;
         }
         Endpoint::File(path) => {
             write_atomically(&path, |file| {
-                pull::pull(handle, &repo, &id, &manifest, file, &opts, &written).map(|_| ())
+                pull::pull(handle, repo, &id, &manifest, file, &opts, &written).map(|_| ())
             })?;
         }
     }
@@ -275,15 +312,74 @@ fn delete_cmd(args: &LocationArgs, snapshot: Option<&str>) -> Result<()> {
             "kando: no snapshot at path {:?}; nothing deleted",
             target.path
         );
+        return Ok(());
     }
     for r in &deleted {
         tracing::info!("deleted snapshot {} at {:?}", r.id, r.path);
     }
+    // Reclaim space now if nobody uses the repository; never wait, never fail the delete.
+    let storage = repo.storage().clone();
+    let reclaimed = target.rt.block_on(async {
+        let Some(lock) = HeldLock::try_exclusive(&storage, "gc", target.timing.stale_after).await?
+        else {
+            return Ok(None);
+        };
+        let report = gc::gc(&repo, &target.gc_options()).await;
+        lock.release().await;
+        report.map(Some)
+    });
+    match reclaimed {
+        Ok(Some(report)) => eprintln!("kando: {}", gc_summary(&report)),
+        Ok(None) => eprintln!(
+            "kando: deleted {} snapshot(s); reclaiming space deferred: a push or pull is using the repository (a later delete or `kando repo gc` will do it)",
+            deleted.len()
+        ),
+        Err(e) => eprintln!(
+            "kando: deleted {} snapshot(s); reclaiming space failed and was skipped: {e:#}",
+            deleted.len()
+        ),
+    }
     Ok(())
+}
+
+fn gc_summary(r: &GcReport) -> String {
+    format!(
+        "garbage collection: {} live snapshot(s), {} pack(s) deleted, {} rewritten, {} freed, {} index segment(s) merged",
+        r.snapshots,
+        r.packs_deleted,
+        r.packs_rewritten,
+        human_bytes(r.bytes_freed),
+        r.segments_merged
+    )
 }
 
 fn repo(command: RepoCommand) -> Result<()> {
     match command {
+        RepoCommand::Gc {
+            location,
+            repack_dead_pct,
+        } => {
+            let target = Target::new(&location)?;
+            let repo = target.open(false)?;
+            let opts = GcOptions {
+                repack_dead_pct,
+                ..target.gc_options()
+            };
+            let report = target.rt.block_on(async {
+                let Some(lock) = HeldLock::exclusive(repo.storage(), "gc", target.timing).await?
+                else {
+                    bail!(
+                        "the repository stayed in use by pushes or pulls for {:?}; try again later",
+                        target.timing.wait
+                    );
+                };
+                let report = gc::gc(&repo, &opts).await;
+                lock.release().await;
+                report
+            })?;
+            eprintln!("kando: {}", gc_summary(&report));
+            Ok(())
+        }
         RepoCommand::List { location } => {
             let target = Target::new(&location)?;
             let repo = target.open(false)?;

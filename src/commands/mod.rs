@@ -2,6 +2,7 @@
 //! [`crate::repo::Repository`] and plain options.
 
 pub mod delete;
+pub mod gc;
 pub mod list;
 pub mod pull;
 pub mod push;

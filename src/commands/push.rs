@@ -116,11 +116,12 @@ pub fn push(
     path: &str,
     opts: &PushOptions,
     counters: &PushCounters,
+    before_commit: &dyn Fn() -> Result<()>,
 ) -> Result<PushOutcome> {
     let started = Instant::now();
     let start_time = SystemTime::now();
     let mut known = HashSet::new();
-    rt.block_on(repo.for_each_index_segment(|seg| {
+    rt.block_on(repo.for_each_index_segment(|_, seg| {
         for (_, entries) in seg.packs {
             known.extend(entries.iter().map(|e| e.id));
         }
@@ -269,13 +270,14 @@ pub fn push(
         path: path.to_string(),
         time: humantime::format_rfc3339_millis(start_time).to_string(),
         time_ns,
-        host: hostname(),
+        host: crate::repo::lock::hostname(),
         logical_size,
         stored_size,
         stream_hash: stream_hash.to_hex(),
         chunk_count,
         chunks: tree,
     };
+    before_commit()?;
     let id = rt.block_on(repo.write_manifest(&manifest))?;
     rt.block_on(repo.write_ref(&manifest, &id))?;
     Ok(PushOutcome {
@@ -310,7 +312,7 @@ fn pack_and_upload(
             segment.packs.push((pack, entries));
             if segment.len() >= opts.segment_entries {
                 // Only packs already durable are in the segment: the commit order holds.
-                stored += rt.block_on(repo.write_index_segment(segment))?;
+                stored += rt.block_on(repo.write_index_segment(segment))?.1;
                 *segment = IndexSegment::default();
             }
             Ok(())
@@ -362,17 +364,7 @@ fn pack_and_upload(
         return Err(e);
     }
     if !segment.is_empty() {
-        stored += rt.block_on(repo.write_index_segment(&segment))?;
+        stored += rt.block_on(repo.write_index_segment(&segment))?.1;
     }
     Ok(stored)
-}
-
-/// The host name for manifests (best effort: pods have one in /proc).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".to_string())
 }

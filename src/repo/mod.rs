@@ -16,6 +16,7 @@ pub mod chunklist;
 pub mod config;
 pub mod ids;
 pub mod index;
+pub mod lock;
 pub mod manifest;
 pub mod pack;
 pub mod refs;
@@ -121,13 +122,16 @@ impl Repository {
     /// Lists and loads every index segment.
     pub async fn load_index(&self) -> Result<Index> {
         let mut index = Index::default();
-        self.for_each_index_segment(|seg| index.add_segment(&seg))
+        self.for_each_index_segment(|_, seg| index.add_segment(&seg))
             .await?;
         Ok(index)
     }
 
-    /// Calls `f` with every index segment, loading several at once.
-    pub async fn for_each_index_segment(&self, mut f: impl FnMut(IndexSegment)) -> Result<()> {
+    /// Calls `f` with every index segment and its key, loading several at once.
+    pub async fn for_each_index_segment(
+        &self,
+        mut f: impl FnMut(String, IndexSegment),
+    ) -> Result<()> {
         let listed = self
             .storage
             .list("index/")
@@ -139,12 +143,13 @@ impl Repository {
                 let id = Id::from_hex(name)
                     .ok_or_else(|| anyhow!("unexpected object {} in index/", meta.key))?;
                 let bytes = self.get_verified(&meta.key, &id).await?;
-                IndexSegment::decode(&bytes)
-                    .map_err(|e| anyhow!("index segment {} is damaged: {e}", meta.key))
+                let seg = IndexSegment::decode(&bytes)
+                    .map_err(|e| anyhow!("index segment {} is damaged: {e}", meta.key))?;
+                anyhow::Ok((meta.key, seg))
             })
             .buffer_unordered(METADATA_READS);
-        while let Some(seg) = segments.try_next().await? {
-            f(seg);
+        while let Some((key, seg)) = segments.try_next().await? {
+            f(key, seg);
         }
         Ok(())
     }
@@ -173,8 +178,8 @@ impl Repository {
             .with_context(|| format!("cannot store pack {key}"))
     }
 
-    /// Stores an index segment; returns its size.
-    pub async fn write_index_segment(&self, segment: &IndexSegment) -> Result<u64> {
+    /// Stores an index segment; returns its key and size.
+    pub async fn write_index_segment(&self, segment: &IndexSegment) -> Result<(String, u64)> {
         let bytes = segment.encode();
         let key = index_key(&Id::of(&bytes));
         let len = bytes.len() as u64;
@@ -182,7 +187,7 @@ impl Repository {
             .put(&key, Bytes::from(bytes))
             .await
             .with_context(|| format!("cannot store index segment {key}"))?;
-        Ok(len)
+        Ok((key, len))
     }
 
     /// Stores a manifest and returns its snapshot id. The snapshot is not visible until

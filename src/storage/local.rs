@@ -13,8 +13,61 @@ use bytes::Bytes;
 
 use super::{ObjectMeta, Storage, StorageError, StorageResult};
 
-/// File names starting with this are in-progress writes, invisible to `list`.
+/// File names starting with this are in-progress writes, invisible to `list`. The full
+/// name is `.tmp-<host hash>-<pid>-<random>`, so a dead writer's leftovers can be told
+/// from a live writer's.
 const TEMP_PREFIX: &str = ".tmp-";
+
+/// Eight hex digits identifying this host in temp file names.
+fn host_tag() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    hex::encode(&blake3::hash(host.trim().as_bytes()).as_bytes()[..4])
+}
+
+/// True when the temp file `name` belongs to a process of this host that is gone.
+fn writer_is_dead(name: &str, host: &str) -> bool {
+    let mut parts = name.trim_start_matches(TEMP_PREFIX).splitn(3, '-');
+    match (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    ) {
+        (Some(h), Some(pid)) if h == host => !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}
+
+fn remove_dead_temps(
+    dir: &Path,
+    host: &str,
+    older_than: std::time::Duration,
+    removed: &mut usize,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ft.is_dir() {
+            remove_dead_temps(&entry.path(), host, older_than, removed)?;
+        } else if name.starts_with(TEMP_PREFIX) {
+            let old = entry
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > older_than);
+            if old || writer_is_dead(&name, host) {
+                std::fs::remove_file(entry.path())?;
+                *removed += 1;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// A repository stored in a directory of the local filesystem.
 #[derive(Debug, Clone)]
@@ -47,7 +100,12 @@ impl LocalStorage {
     fn write_temp(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
         let dir = path.parent().expect("object paths have a parent");
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}-{}-{:016x}",
+            host_tag(),
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -220,6 +278,17 @@ impl Storage for LocalStorage {
 
     fn describe(&self) -> String {
         format!("local directory {}", self.root.display())
+    }
+
+    async fn cleanup_incomplete(&self, older_than: std::time::Duration) -> StorageResult<usize> {
+        let root = self.root.clone();
+        Self::blocking(move || {
+            let mut removed = 0;
+            remove_dead_temps(&root, &host_tag(), older_than, &mut removed)
+                .map_err(|e| StorageError::other("clean up temporary files", e))?;
+            Ok(removed)
+        })
+        .await
     }
 }
 

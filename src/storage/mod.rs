@@ -90,6 +90,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// A short human description of where the data goes (no secrets), for messages.
     fn describe(&self) -> String;
+
+    /// Removes leftovers of writes that will never finish (temp files of killed writers,
+    /// abandoned multipart uploads): those whose writer is known dead, or older than
+    /// `older_than`. Called by garbage collection under the exclusive lock. Returns how
+    /// many were removed.
+    async fn cleanup_incomplete(&self, _older_than: std::time::Duration) -> StorageResult<usize> {
+        Ok(0)
+    }
 }
 
 /// Shared handle to a backend.

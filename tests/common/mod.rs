@@ -2,6 +2,7 @@
 //! deterministic test data, and Kanister-style output parsing.
 #![allow(dead_code)]
 
+pub mod gc_scenarios;
 pub mod scenarios;
 
 use std::io::{Read, Write};

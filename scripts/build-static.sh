@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds a fully static kando (musl libc, no dynamic loader, no shared libraries), one
+# command per target:
+#
+#     scripts/build-static.sh x86_64     # target/x86_64-unknown-linux-musl/release/kando
+#     scripts/build-static.sh aarch64    # target/aarch64-unknown-linux-musl/release/kando
+#
+# Installs what it needs, idempotently and without stdin: the rustup target, and from apt
+# musl-tools (x86_64) or the aarch64 cross gcc/binutils (aarch64). Honors CARGO_TARGET_DIR.
+# The last line of stdout is the path of the built binary (everything else goes to stderr).
+#
+# `kando --version` reports KANDO_GIT_COMMIT and KANDO_BUILD_DATE; both default to the
+# checkout's HEAD and the current UTC time (SOURCE_DATE_EPOCH, when set, fixes the date).
+# The Dockerfile runs this very script, so the image is built by the commands tested here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch=${1:-$(uname -m)}
+case "$arch" in
+  x86_64 | amd64) arch=x86_64 ;;
+  aarch64 | arm64) arch=aarch64 ;;
+  *) echo "usage: $0 [x86_64|aarch64]" >&2; exit 2 ;;
+esac
+target="$arch-unknown-linux-musl"
+
+log() { echo "build-static: $*" >&2; }
+
+# Runs a command as root (sudo when we are not root and it is there).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo -n "$@"
+  else log "need root for: $*"; return 1; fi
+}
+
+# Installs the Debian packages that are missing; refreshes the package lists only when the
+# first attempt fails (a fresh container has none).
+apt_ensure() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2 ||
+    { as_root apt-get update -q </dev/null >&2 &&
+      as_root apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2; }
+}
+
+# The rustup target for the toolchain that builds this directory.
+if ! rustup target list --installed | grep -qx "$target"; then
+  log "rustup target add $target"
+  rustup target add "$target" >&2
+fi
+
+case "$arch" in
+  x86_64)
+    # The C parts (zstd, blake3, aws-lc) are compiled by musl-gcc against musl's headers.
+    apt_ensure musl-tools
+    ;;
+  aarch64)
+    # Cross gcc and binutils for aarch64; Rust supplies musl's libc.a and crt objects
+    # (self-contained linking), gcc compiles the C parts and drives the link.
+    apt_ensure gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+    export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+    ;;
+esac
+
+if [ -z "${KANDO_GIT_COMMIT:-}" ]; then
+  KANDO_GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+fi
+if [ -z "${KANDO_BUILD_DATE:-}" ]; then
+  KANDO_BUILD_DATE=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y-%m-%dT%H:%M:%SZ)
+fi
+export KANDO_GIT_COMMIT KANDO_BUILD_DATE
+
+log "cargo build --release --locked --target $target (commit $KANDO_GIT_COMMIT, date $KANDO_BUILD_DATE)"
+cargo build --release --locked --target "$target" >&2
+
+bin="${CARGO_TARGET_DIR:-target}/$target/release/kando"
+case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
+[ -x "$bin" ] || { log "no binary at $bin"; exit 1; }
+log "built $bin ($(stat -c %s "$bin") bytes)"
+echo "$bin"
