@@ -22,7 +22,11 @@ async fn put_get_roundtrip(s: &dyn Storage) {
     let data = Bytes::from((0..=255u8).cycle().take(1 << 20).collect::<Vec<_>>());
     s.put("rt/a", data.clone()).await.unwrap();
     assert_eq!(s.get("rt/a").await.unwrap(), data);
-    let head = s.head("rt/a").await.unwrap().expect("head of a written key");
+    let head = s
+        .head("rt/a")
+        .await
+        .unwrap()
+        .expect("head of a written key");
     assert_eq!(head.size, data.len() as u64);
     // Overwrite replaces.
     s.put("rt/a", Bytes::from_static(b"second")).await.unwrap();
@@ -51,7 +55,10 @@ async fn put_if_absent_keeps_first(s: &dyn Storage) {
         .put_if_absent("pia/config", Bytes::from_static(b"second"))
         .await
         .unwrap();
-    assert!(!second, "put_if_absent on an existing key must report it existed");
+    assert!(
+        !second,
+        "put_if_absent on an existing key must report it existed"
+    );
     assert_eq!(&s.get("pia/config").await.unwrap()[..], b"first");
     s.delete("pia/config").await.unwrap();
 }
@@ -81,7 +88,9 @@ async fn list_with_prefix_and_pagination(s: &dyn Storage) {
         .try_collect::<Vec<_>>()
         .await
         .unwrap();
-    s.put("list/other/x", Bytes::from_static(b"x")).await.unwrap();
+    s.put("list/other/x", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     s.put("list/manyx", Bytes::from_static(b"y")).await.unwrap();
 
     let all = s.list("list/many/").await.unwrap();

@@ -30,7 +30,9 @@ impl LocalStorage {
 
     fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
         if key.is_empty()
-            || key.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
             || key.contains('\0')
         {
             return Err(StorageError::other(
@@ -58,16 +60,15 @@ impl LocalStorage {
         Ok(tmp)
     }
 
-    fn blocking<T, F>(f: F) -> impl std::future::Future<Output = StorageResult<T>>
+    /// Runs blocking filesystem work off the async workers.
+    async fn blocking<T, F>(f: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce() -> StorageResult<T> + Send + 'static,
     {
-        async move {
-            tokio::task::spawn_blocking(f)
-                .await
-                .map_err(|e| StorageError::other("local storage task", e))?
-        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StorageError::other("local storage task", e))?
     }
 }
 
@@ -238,7 +239,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalStorage::new(dir.path());
         for key in ["../x", "a/../../x", "", "a//b", "/abs"] {
-            assert!(storage.put(key, Bytes::from_static(b"x")).await.is_err(), "{key}");
+            assert!(
+                storage.put(key, Bytes::from_static(b"x")).await.is_err(),
+                "{key}"
+            );
         }
     }
 }

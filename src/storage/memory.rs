@@ -54,7 +54,10 @@ impl Storage for MemoryStorage {
         if range.start > range.end || range.end > data.len() as u64 {
             return Err(StorageError::other(
                 format!("read {key}"),
-                format!("range {range:?} is outside the object's {} bytes", data.len()),
+                format!(
+                    "range {range:?} is outside the object's {} bytes",
+                    data.len()
+                ),
             ));
         }
         Ok(data.slice(range.start as usize..range.end as usize))

@@ -94,4 +94,3 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
 /// Shared handle to a backend.
 pub type DynStorage = Arc<dyn Storage>;
-

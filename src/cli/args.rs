@@ -1,0 +1,158 @@
+//! Command-line arguments, shaped like upstream kando's (cobra) so every blueprint's command
+//! line parses unchanged: flags before or after positionals, `--flag=v`, `--flag v`, `-s v`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// kando: move database dumps to and from object storage, deduplicated and verified.
+#[derive(Debug, Parser)]
+#[command(name = "kando", disable_version_flag = true, about, long_about = None)]
+pub struct Cli {
+    /// Log level: debug, info, warn or error.
+    #[arg(short = 'v', long = "verbosity", global = true, default_value = "warn")]
+    pub verbosity: String,
+
+    /// Print version information as JSON.
+    #[arg(long = "version")]
+    pub version: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Push, pull and delete data at a profile's location.
+    Location {
+        /// The location command.
+        #[command(subcommand)]
+        command: LocationCommand,
+    },
+    /// Print a Kanister output artifact: `###Phase-output###: {"key":…,"value":…}`.
+    Output {
+        /// Artifact key: letters, digits and '_'.
+        key: String,
+        /// Artifact value.
+        value: String,
+    },
+    /// Inspect and maintain the repository (ours, not upstream's).
+    Repo {
+        /// The repo command.
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
+}
+
+/// `kando location …`.
+#[derive(Debug, Subcommand)]
+pub enum LocationCommand {
+    /// Store a stream (`-`) or a file as a new snapshot.
+    Push {
+        /// `-` for standard input, else a file path.
+        source: String,
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+        /// Output artifact key for the snapshot JSON.
+        #[arg(short = 'o', long = "output-name", default_value = "kandoOutput")]
+        output_name: String,
+        /// Push tuning.
+        #[command(flatten)]
+        tuning: PushTuning,
+    },
+    /// Restore a snapshot to standard output (`-`) or a file.
+    Pull {
+        /// `-` for standard output, else a file path.
+        target: String,
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+        /// The snapshot: the JSON push emitted, or its id. Default: newest at --path.
+        #[arg(short = 'k', long = "kopia-snapshot")]
+        kopia_snapshot: Option<String>,
+        /// Ranged reads in flight.
+        #[arg(long, default_value_t = 8)]
+        reads: usize,
+    },
+    /// Delete a snapshot (--kopia-snapshot) or every snapshot at --path and below it.
+    Delete {
+        /// Ignored, as upstream ignores them.
+        #[arg(hide = true)]
+        extra: Vec<String>,
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+        /// The snapshot: the JSON push emitted, or its id.
+        #[arg(short = 'k', long = "kopia-snapshot")]
+        kopia_snapshot: Option<String>,
+    },
+}
+
+/// `kando repo …`.
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// One line per snapshot: id, time, path, logical and stored size.
+    List {
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+    },
+}
+
+/// Flags shared by every command that touches a location.
+#[derive(Debug, Args)]
+pub struct LocationArgs {
+    /// The Kanister profile, as JSON (`{{ toJson .Profile }}`).
+    #[arg(short = 'p', long = "profile", default_value = "")]
+    pub profile: String,
+    /// Path of the data inside the location.
+    #[arg(short = 's', long = "path", default_value = "")]
+    pub path: String,
+    /// Name of the repository directory under the location's prefix.
+    #[arg(
+        long = "repo-dir",
+        default_value = "kando-repo",
+        env = "KANDO_REPO_DIR"
+    )]
+    pub repo_dir: String,
+}
+
+/// Push pipeline tuning; defaults are measured (BENCHMARKS.md).
+#[derive(Debug, Args)]
+pub struct PushTuning {
+    /// Threads hashing and compressing (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Packs uploaded at once.
+    #[arg(long, default_value_t = 4)]
+    pub uploads: usize,
+    /// Pack size in MiB.
+    #[arg(long = "pack-size-mib", default_value_t = 8)]
+    pub pack_size_mib: usize,
+    /// zstd compression level (1-19).
+    #[arg(long = "compression-level", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compression_level: i32,
+}
+
+/// A `source`/`target` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Standard input or output.
+    Std,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Endpoint {
+    /// `-` is the standard stream, anything else a path.
+    pub fn parse(s: &str) -> Endpoint {
+        if s == "-" {
+            Endpoint::Std
+        } else {
+            Endpoint::File(PathBuf::from(s))
+        }
+    }
+}

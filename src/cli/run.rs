@@ -1,0 +1,322 @@
+//! Dispatch: each command's argument handling, around the data paths in `commands`.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::runtime::Runtime;
+
+use super::args::{Cli, Command, Endpoint, LocationArgs, LocationCommand, PushTuning, RepoCommand};
+use super::open::open_storage;
+use crate::commands::delete::{self, Selection};
+use crate::commands::list;
+use crate::commands::pull::{self, PullOptions};
+use crate::commands::push::{self, PushCounters, PushOptions};
+use crate::compat::output::{phase_output_line, snapshot_json, validate_key};
+use crate::compat::profile::Profile;
+use crate::compat::snapshot_arg::parse_snapshot_arg;
+use crate::repo::config::ChunkerParams;
+use crate::repo::refs::normalize_path;
+use crate::repo::Repository;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    if cli.version {
+        return print_stdout(&version_line());
+    }
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(());
+    };
+    match command {
+        Command::Output { key, value } => print_stdout(&phase_output_line(&key, &value)?),
+        Command::Location { command } => location(command),
+        Command::Repo { command } => repo(command),
+    }
+}
+
+/// `kando version {"version": …, "gitCommit": …, "buildDate": …}`, upstream's shape.
+fn version_line() -> String {
+    format!(
+        "kando version {{\"version\": \"{}\", \"gitCommit\": \"{}\", \"buildDate\": \"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("KANDO_GIT_COMMIT").unwrap_or("unknown"),
+        option_env!("KANDO_BUILD_DATE").unwrap_or("unknown"),
+    )
+}
+
+/// Writes one line to stdout; a closed stdout is an error, never a panic.
+fn print_stdout(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|_| out.flush())
+        .context("cannot write to standard output")
+}
+
+fn runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Parsed location flags: the profile, the normalised path and the opened repository.
+struct Target {
+    rt: Runtime,
+    profile: Profile,
+    path: String,
+    repo_dir: String,
+}
+
+impl Target {
+    fn new(args: &LocationArgs) -> Result<Target> {
+        let profile = Profile::parse(&args.profile)?;
+        let path = normalize_path(&args.path).map_err(|e| anyhow!(e))?;
+        Ok(Target {
+            rt: runtime()?,
+            profile,
+            path,
+            repo_dir: args.repo_dir.clone(),
+        })
+    }
+
+    fn open(&self, create: bool) -> Result<Repository> {
+        self.rt.block_on(async {
+            let storage = open_storage(&self.profile, &self.repo_dir).await?;
+            if create {
+                Repository::open_or_create(storage, ChunkerParams::default()).await
+            } else {
+                Repository::open(storage).await
+            }
+        })
+    }
+}
+
+fn location(command: LocationCommand) -> Result<()> {
+    match command {
+        LocationCommand::Push {
+            source,
+            location,
+            output_name,
+            tuning,
+        } => push_cmd(&source, &location, &output_name, &tuning),
+        LocationCommand::Pull {
+            target,
+            location,
+            kopia_snapshot,
+            reads,
+        } => pull_cmd(&target, &location, kopia_snapshot.as_deref(), reads),
+        LocationCommand::Delete {
+            extra: _,
+            location,
+            kopia_snapshot,
+        } => delete_cmd(&location, kopia_snapshot.as_deref()),
+    }
+}
+
+fn push_cmd(
+    source: &str,
+    args: &LocationArgs,
+    output_name: &str,
+    tuning: &PushTuning,
+) -> Result<()> {
+    validate_key(output_name).context("--output-name")?;
+    let target = Target::new(args)?;
+    let input: Box<dyn Read + Send> = match Endpoint::parse(source) {
+        Endpoint::Std => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                bail!("standard input is a terminal; pipe the data into kando (… | kando location push -) or give a file path");
+            }
+            // Read the raw descriptor: stdin's own buffering only adds a copy.
+            Box::new(ManuallyDrop::new(unsafe { File::from_raw_fd(0) }).try_clone()?)
+        }
+        Endpoint::File(path) => {
+            Box::new(File::open(&path).with_context(|| format!("cannot open {}", path.display()))?)
+        }
+    };
+    let repo = target.open(true)?;
+    let opts = PushOptions {
+        jobs: tuning.jobs.unwrap_or_else(push::default_jobs),
+        uploads: tuning.uploads,
+        pack_size: tuning.pack_size_mib.clamp(1, 512) * 1024 * 1024,
+        zstd_level: tuning.compression_level,
+        ..PushOptions::default()
+    };
+    let counters = PushCounters::default();
+    let outcome = push::push(
+        target.rt.handle(),
+        &repo,
+        input,
+        &target.path,
+        &opts,
+        &counters,
+    )?;
+    let secs = outcome.duration.as_secs_f64().max(1e-9);
+    let dedup = if outcome.chunks == 0 {
+        100.0
+    } else {
+        100.0 * (outcome.chunks - outcome.new_chunks) as f64 / outcome.chunks as f64
+    };
+    eprintln!(
+        "kando: pushed {} in {:.1} s ({}/s), stored {} new, {dedup:.1}% of chunks deduplicated, snapshot {}",
+        human_bytes(outcome.logical_size),
+        secs,
+        human_bytes((outcome.logical_size as f64 / secs) as u64),
+        human_bytes(outcome.physical_size),
+        outcome.id
+    );
+    let value = snapshot_json(&outcome.id, outcome.logical_size, outcome.physical_size);
+    print_stdout(&phase_output_line(output_name, &value)?)
+}
+
+fn pull_cmd(
+    target_arg: &str,
+    args: &LocationArgs,
+    snapshot: Option<&str>,
+    reads: usize,
+) -> Result<()> {
+    let target = Target::new(args)?;
+    let snapshot_id = snapshot.map(parse_snapshot_arg).transpose()?;
+    let repo = target.open(false)?;
+    let id = match snapshot_id {
+        Some(id) => id,
+        None => target
+            .rt
+            .block_on(list::newest_at(&repo, &target.path))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "no snapshot at path {:?} in {}",
+                    target.path,
+                    repo.storage().describe()
+                )
+            })?,
+    };
+    let manifest = target.rt.block_on(repo.read_manifest(&id))?;
+    let opts = PullOptions {
+        reads: reads.max(1),
+        ..PullOptions::default()
+    };
+    let written = AtomicU64::new(0);
+    let handle = target.rt.handle();
+    match Endpoint::parse(target_arg) {
+        Endpoint::Std => {
+            // Unbuffered fd 1: chunks are large, and Stdout's line buffering only adds copies.
+            let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+            pull::pull(handle, &repo, &id, &manifest, &mut *out, &opts, &written)?;
+        }
+        Endpoint::File(path) => {
+            write_atomically(&path, |file| {
+                pull::pull(handle, &repo, &id, &manifest, file, &opts, &written).map(|_| ())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `path` through a temporary file in the same directory, renamed into place only
+/// when `fill` succeeds: a failed pull never leaves a partial file under the name.
+fn write_atomically(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.kando-{:08x}",
+        name.to_string_lossy(),
+        rand::random::<u32>()
+    ));
+    let mut file =
+        File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let result = fill(&mut file)
+        .and_then(|()| file.sync_all().context("cannot flush the restored file"))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot move the restored data to {}", path.display()))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn delete_cmd(args: &LocationArgs, snapshot: Option<&str>) -> Result<()> {
+    let target = Target::new(args)?;
+    let selection = match snapshot {
+        Some(s) => Selection::Id(parse_snapshot_arg(s)?),
+        None if target.path.is_empty() => {
+            bail!("delete needs --path or --kopia-snapshot (refusing to delete everything)")
+        }
+        None => Selection::Path(target.path.clone()),
+    };
+    let repo = match target.open(false) {
+        Ok(r) => r,
+        // Nothing was ever pushed there: nothing to delete by path.
+        Err(e)
+            if matches!(selection, Selection::Path(_))
+                && e.to_string().contains("there is no kando repository") =>
+        {
+            tracing::info!("{e}");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let deleted = target.rt.block_on(delete::delete(&repo, &selection))?;
+    if deleted.is_empty() {
+        eprintln!(
+            "kando: no snapshot at path {:?}; nothing deleted",
+            target.path
+        );
+    }
+    for r in &deleted {
+        tracing::info!("deleted snapshot {} at {:?}", r.id, r.path);
+    }
+    Ok(())
+}
+
+fn repo(command: RepoCommand) -> Result<()> {
+    match command {
+        RepoCommand::List { location } => {
+            let target = Target::new(&location)?;
+            let repo = target.open(false)?;
+            let snapshots = target.rt.block_on(list::list(&repo, &target.path))?;
+            let mut out = String::new();
+            for s in snapshots {
+                let m = &s.manifest;
+                out.push_str(&format!(
+                    "{}  {}  {}  {}  {}\n",
+                    s.id, m.time, m.path, m.logical_size, m.stored_size
+                ));
+            }
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush())
+                .context("cannot write to standard output")
+        }
+    }
+}
+
+/// Bytes in binary units for humans.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[unit])
+    }
+}

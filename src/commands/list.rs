@@ -1,0 +1,36 @@
+//! `repo list`: the snapshots in a repository.
+
+use anyhow::Result;
+
+use crate::repo::manifest::Manifest;
+use crate::repo::Repository;
+
+/// One listed snapshot.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Snapshot id.
+    pub id: String,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// Every snapshot at `path` or under it, oldest first.
+pub async fn list(repo: &Repository, path: &str) -> Result<Vec<Listed>> {
+    let refs = repo.list_refs(path).await?;
+    let manifests = repo.read_manifests(&refs).await?;
+    Ok(refs
+        .into_iter()
+        .zip(manifests)
+        .map(|(r, manifest)| Listed { id: r.id, manifest })
+        .collect())
+}
+
+/// Newest snapshot pushed to exactly `path` (not below it).
+pub async fn newest_at(repo: &Repository, path: &str) -> Result<Option<String>> {
+    let refs = repo.list_refs(path).await?;
+    Ok(refs
+        .into_iter()
+        .rev()
+        .find(|r| r.path == path)
+        .map(|r| r.id))
+}

@@ -1,0 +1,378 @@
+//! `push`: a byte stream becomes a snapshot.
+//!
+//! ```text
+//! input ─► chunker thread (FastCDC, stream hash) ─► workers (BLAKE3 id, dedup, zstd)
+//!            ─► packer thread (packs, index segments) ─► uploads (N in flight)
+//!          workers ─► assembler thread (stream order restored, chunk-list tree)
+//! end: index segment ─► manifest ─► ref (the commit point) ─► outcome
+//! ```
+//! Every stage is joined by a bounded channel, so memory is set by the options, not by the
+//! stream's length. A failure anywhere stops the whole pipeline and no ref is written.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use fastcdc::v2020::{Normalization, StreamCDC};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use crate::repo::chunklist::ChunkListWriter;
+use crate::repo::ids::Id;
+use crate::repo::index::IndexSegment;
+use crate::repo::manifest::{Manifest, MANIFEST_VERSION};
+use crate::repo::pack::{encode_blob, Codec, PackBuilder, PackEntry};
+use crate::repo::Repository;
+
+/// Tunables of the push pipeline. Defaults were chosen by measurement (BENCHMARKS.md).
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Threads hashing and compressing chunks.
+    pub jobs: usize,
+    /// Packs being uploaded at once.
+    pub uploads: usize,
+    /// A pack is closed once its blob data reaches this many bytes.
+    pub pack_size: usize,
+    /// zstd level for chunk data.
+    pub zstd_level: i32,
+    /// Entries per index segment before another is started (bounds memory on huge pushes).
+    pub segment_entries: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            jobs: default_jobs(),
+            uploads: 4,
+            pack_size: 8 * 1024 * 1024,
+            zstd_level: 3,
+            segment_entries: 65_536,
+        }
+    }
+}
+
+/// One thread per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Live figures of a running push, read by the progress reporter.
+#[derive(Debug, Default)]
+pub struct PushCounters {
+    /// Bytes read from the input.
+    pub read: AtomicU64,
+    /// Raw bytes of chunks the repository did not have.
+    pub new_raw: AtomicU64,
+    /// Bytes of packs stored so far.
+    pub stored: AtomicU64,
+}
+
+/// What a finished push reports.
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    /// The new snapshot's id.
+    pub id: String,
+    /// Bytes read from the input.
+    pub logical_size: u64,
+    /// Bytes this push added to the repository.
+    pub physical_size: u64,
+    /// Chunks in the stream.
+    pub chunks: u64,
+    /// Chunks that were new to the repository.
+    pub new_chunks: u64,
+    /// Wall time of the whole push.
+    pub duration: Duration,
+}
+
+/// A blob on its way into a pack.
+struct StoredBlob {
+    id: Id,
+    codec: Codec,
+    raw_len: u32,
+    stored: Vec<u8>,
+}
+
+/// Marks an error that only reports a downstream stage stopping, not a cause.
+#[derive(Debug, thiserror::Error)]
+#[error("push pipeline stopped")]
+struct Stopped;
+
+fn send<T>(tx: &Sender<T>, v: T) -> Result<()> {
+    tx.send(v).map_err(|_| anyhow!(Stopped))
+}
+
+/// Pushes `input` as a new snapshot at `path` (already normalised).
+pub fn push(
+    rt: &Handle,
+    repo: &Repository,
+    input: impl Read + Send,
+    path: &str,
+    opts: &PushOptions,
+    counters: &PushCounters,
+) -> Result<PushOutcome> {
+    let started = Instant::now();
+    let start_time = SystemTime::now();
+    let mut known = HashSet::new();
+    rt.block_on(repo.for_each_index_segment(|seg| {
+        for (_, entries) in seg.packs {
+            known.extend(entries.iter().map(|e| e.id));
+        }
+    }))?;
+    let known = Mutex::new(known);
+    let chunker = repo.config().chunker;
+    let jobs = opts.jobs.max(1);
+
+    let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(jobs * 2);
+    let (order_tx, order_rx) = unbounded::<(u64, Id, bool)>();
+    let (blob_tx, blob_rx) = bounded::<StoredBlob>(jobs * 2);
+
+    let (chunked, workers, assembled, packed) = std::thread::scope(|s| {
+        let chunker = s.spawn(move || -> Result<(u64, Id)> {
+            let mut hasher = blake3::Hasher::new();
+            let mut total = 0u64;
+            let cdc = StreamCDC::with_level(
+                input,
+                chunker.min as usize,
+                chunker.avg as usize,
+                chunker.max as usize,
+                Normalization::Level1,
+            );
+            for (seq, chunk) in cdc.enumerate() {
+                let chunk = chunk.map_err(|e| anyhow!("cannot read the input: {e}"))?;
+                hasher.update(&chunk.data);
+                total += chunk.data.len() as u64;
+                counters.read.store(total, Ordering::Relaxed);
+                send(&work_tx, (seq as u64, chunk.data))?;
+            }
+            Ok((total, Id(*hasher.finalize().as_bytes())))
+        });
+
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                let (rx, order_tx, blob_tx) = (work_rx.clone(), order_tx.clone(), blob_tx.clone());
+                let known = &known;
+                s.spawn(move || -> Result<()> {
+                    for (seq, data) in rx {
+                        let id = Id::of(&data);
+                        let is_new = known.lock().unwrap().insert(id);
+                        if is_new {
+                            counters
+                                .new_raw
+                                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                            let (codec, stored) = encode_blob(&data, opts.zstd_level);
+                            let raw_len = data.len() as u32;
+                            send(
+                                &blob_tx,
+                                StoredBlob {
+                                    id,
+                                    codec,
+                                    raw_len,
+                                    stored,
+                                },
+                            )?;
+                        }
+                        send(&order_tx, (seq, id, is_new))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        drop((work_rx, order_tx));
+
+        let assembler_blob_tx = blob_tx.clone();
+        let known_ref = &known;
+        let assembler = s.spawn(
+            move || -> Result<(crate::repo::chunklist::ChunkTree, u64, u64)> {
+                let mut writer = ChunkListWriter::default();
+                let mut emit = |id: Id, block: Vec<u8>| -> Result<()> {
+                    if known_ref.lock().unwrap().insert(id) {
+                        // Chunk-list blocks are hashes: compressing them gains nothing.
+                        let raw_len = block.len() as u32;
+                        send(
+                            &assembler_blob_tx,
+                            StoredBlob {
+                                id,
+                                codec: Codec::Raw,
+                                raw_len,
+                                stored: block,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                };
+                let mut pending = BTreeMap::new();
+                let (mut next, mut new_chunks) = (0u64, 0u64);
+                for (seq, id, is_new) in order_rx {
+                    pending.insert(seq, id);
+                    new_chunks += is_new as u64;
+                    while let Some(id) = pending.remove(&next) {
+                        writer.push(id, &mut emit)?;
+                        next += 1;
+                    }
+                }
+                if !pending.is_empty() {
+                    return Err(anyhow!(Stopped));
+                }
+                let count = writer.count();
+                Ok((writer.finish(&mut emit)?, count, new_chunks))
+            },
+        );
+        drop(blob_tx);
+
+        let packer = s.spawn(move || pack_and_upload(rt, repo, blob_rx, opts, counters));
+
+        let chunked = chunker.join().expect("chunker thread panicked");
+        let workers: Vec<Result<()>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("worker thread panicked"))
+            .collect();
+        let assembled = assembler.join().expect("assembler thread panicked");
+        let packed = packer.join().expect("packer thread panicked");
+        (chunked, workers, assembled, packed)
+    });
+
+    // Report the cause, not the echo of a stage stopping because another failed.
+    let mut errors: Vec<anyhow::Error> = Vec::new();
+    let packed = packed.map_err(|e| errors.push(e));
+    for w in workers {
+        if let Err(e) = w {
+            errors.push(e);
+        }
+    }
+    let assembled = assembled.map_err(|e| errors.push(e));
+    let chunked = chunked.map_err(|e| errors.push(e));
+    if let Some(i) = errors.iter().position(|e| !e.is::<Stopped>()) {
+        return Err(errors.swap_remove(i));
+    }
+    if let Some(e) = errors.pop() {
+        return Err(e);
+    }
+    let (Ok(stored_size), Ok((tree, chunk_count, new_chunks)), Ok((logical_size, stream_hash))) =
+        (packed, assembled, chunked)
+    else {
+        unreachable!("every error was returned above")
+    };
+
+    let time_ns = start_time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        path: path.to_string(),
+        time: humantime::format_rfc3339_millis(start_time).to_string(),
+        time_ns,
+        host: hostname(),
+        logical_size,
+        stored_size,
+        stream_hash: stream_hash.to_hex(),
+        chunk_count,
+        chunks: tree,
+    };
+    let id = rt.block_on(repo.write_manifest(&manifest))?;
+    rt.block_on(repo.write_ref(&manifest, &id))?;
+    Ok(PushOutcome {
+        id,
+        logical_size,
+        physical_size: stored_size,
+        chunks: chunk_count,
+        new_chunks,
+        duration: started.elapsed(),
+    })
+}
+
+/// Packs blobs, uploads packs with `opts.uploads` in flight, and writes index segments for
+/// packs once they are durable. Returns the bytes stored.
+fn pack_and_upload(
+    rt: &Handle,
+    repo: &Repository,
+    blobs: Receiver<StoredBlob>,
+    opts: &PushOptions,
+    counters: &PushCounters,
+) -> Result<u64> {
+    let in_flight = Arc::new(Semaphore::new(opts.uploads.max(1)));
+    let (done_tx, done_rx) = unbounded::<Result<(Id, Vec<PackEntry>, u64)>>();
+    let mut segment = IndexSegment::default();
+    let (mut started, mut finished, mut stored) = (0usize, 0usize, 0u64);
+
+    let mut record =
+        |done: Result<(Id, Vec<PackEntry>, u64)>, segment: &mut IndexSegment| -> Result<()> {
+            let (pack, entries, len) = done?;
+            stored += len;
+            counters.stored.fetch_add(len, Ordering::Relaxed);
+            segment.packs.push((pack, entries));
+            if segment.len() >= opts.segment_entries {
+                // Only packs already durable are in the segment: the commit order holds.
+                stored += rt.block_on(repo.write_index_segment(segment))?;
+                *segment = IndexSegment::default();
+            }
+            Ok(())
+        };
+
+    let upload = |builder: PackBuilder, started: &mut usize| {
+        let (bytes, id, entries) = builder.finish();
+        let permit = rt
+            .block_on(in_flight.clone().acquire_owned())
+            .expect("semaphore never closes");
+        let (repo, done_tx) = (repo.clone(), done_tx.clone());
+        *started += 1;
+        rt.spawn(async move {
+            let len = bytes.len() as u64;
+            let result = repo.write_pack(&id, Bytes::from(bytes)).await;
+            drop(permit);
+            let _ = done_tx.send(result.map(|()| (id, entries, len)));
+        });
+    };
+
+    let capacity = opts.pack_size + 64 * 1024;
+    let mut builder = PackBuilder::with_capacity(capacity);
+    for blob in blobs {
+        builder.add(blob.id, blob.codec, blob.raw_len, &blob.stored);
+        if builder.len() >= opts.pack_size {
+            let full = std::mem::replace(&mut builder, PackBuilder::with_capacity(capacity));
+            upload(full, &mut started);
+        }
+        while let Ok(done) = done_rx.try_recv() {
+            finished += 1;
+            record(done, &mut segment)?;
+        }
+    }
+    if !builder.is_empty() {
+        upload(builder, &mut started);
+    }
+    drop(done_tx);
+    // The input ended: wait for the last uploads (an error still waits for the others so
+    // nothing is left writing behind our back).
+    let mut first_error = None;
+    while finished < started {
+        let done = done_rx.recv().context("upload task vanished")?;
+        finished += 1;
+        if let Err(e) = record(done, &mut segment) {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if !segment.is_empty() {
+        stored += rt.block_on(repo.write_index_segment(&segment))?;
+    }
+    Ok(stored)
+}
+
+/// The host name for manifests (best effort: pods have one in /proc).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}

@@ -1,0 +1,283 @@
+//! The pack format: compressed blobs back to back, then a trailer that describes them, so
+//! the index can always be rebuilt from packs alone.
+//!
+//! ```text
+//! blob 0 | blob 1 | … | entry 0 | entry 1 | … | count: u32 LE | magic "KNDOPAK1"
+//! entry = id [32] | offset u32 LE | stored length u32 LE | raw length u32 LE | codec u8
+//! ```
+//! A pack's name is the BLAKE3 of all its bytes, so any damage is detected on read.
+
+use super::ids::{Id, Reader};
+
+/// Last eight bytes of every pack.
+pub const PACK_MAGIC: &[u8; 8] = b"KNDOPAK1";
+/// Bytes of one trailer entry.
+pub const ENTRY_LEN: usize = 32 + 4 + 4 + 4 + 1;
+/// Bytes after the entries: count and magic.
+pub const FOOTER_LEN: usize = 4 + 8;
+
+/// How a blob's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Codec {
+    /// Stored as is (compression did not shrink it).
+    Raw = 0,
+    /// One zstd frame.
+    Zstd = 1,
+}
+
+impl Codec {
+    fn from_u8(b: u8) -> Option<Codec> {
+        match b {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Where one blob sits in its pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    /// BLAKE3 of the blob's raw (uncompressed) bytes.
+    pub id: Id,
+    /// Byte offset of the stored blob inside the pack.
+    pub offset: u32,
+    /// Stored (possibly compressed) length.
+    pub stored_len: u32,
+    /// Raw length after decoding.
+    pub raw_len: u32,
+    /// How the stored bytes decode.
+    pub codec: Codec,
+}
+
+impl PackEntry {
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.stored_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+        out.push(self.codec as u8);
+    }
+
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Option<PackEntry> {
+        Some(PackEntry {
+            id: r.id()?,
+            offset: r.u32()?,
+            stored_len: r.u32()?,
+            raw_len: r.u32()?,
+            codec: Codec::from_u8(r.u8()?)?,
+        })
+    }
+}
+
+/// Accumulates blobs into one pack in memory.
+#[derive(Debug, Default)]
+pub struct PackBuilder {
+    data: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+impl PackBuilder {
+    /// An empty pack with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        PackBuilder {
+            data: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends one stored blob.
+    pub fn add(&mut self, id: Id, codec: Codec, raw_len: u32, stored: &[u8]) {
+        self.entries.push(PackEntry {
+            id,
+            offset: self.data.len() as u32,
+            stored_len: stored.len() as u32,
+            raw_len,
+            codec,
+        });
+        self.data.extend_from_slice(stored);
+    }
+
+    /// Bytes of blob data so far.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Appends the trailer and returns the pack's bytes, its name and its entries.
+    pub fn finish(mut self) -> (Vec<u8>, Id, Vec<PackEntry>) {
+        self.data
+            .reserve(self.entries.len() * ENTRY_LEN + FOOTER_LEN);
+        for e in &self.entries {
+            e.encode_into(&mut self.data);
+        }
+        self.data
+            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        self.data.extend_from_slice(PACK_MAGIC);
+        let id = Id::of(&self.data);
+        (self.data, id, self.entries)
+    }
+}
+
+/// Why a pack's trailer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// Not a pack, or cut short.
+    #[error("pack trailer is damaged: {0}")]
+    Damaged(&'static str),
+}
+
+/// Reads a pack's trailer from the whole pack's bytes, checking every entry lies inside
+/// the blob area.
+pub fn read_trailer(pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
+    if pack.len() < FOOTER_LEN {
+        return Err(PackError::Damaged("shorter than its footer"));
+    }
+    let footer = &pack[pack.len() - FOOTER_LEN..];
+    if &footer[4..] != PACK_MAGIC {
+        return Err(PackError::Damaged("bad magic"));
+    }
+    let count = u32::from_le_bytes(footer[..4].try_into().unwrap()) as usize;
+    let trailer_len = count
+        .checked_mul(ENTRY_LEN)
+        .and_then(|n| n.checked_add(FOOTER_LEN))
+        .ok_or(PackError::Damaged("entry count overflows"))?;
+    if trailer_len > pack.len() {
+        return Err(PackError::Damaged("entry count larger than the pack"));
+    }
+    let data_len = pack.len() - trailer_len;
+    let mut r = Reader::new(&pack[data_len..pack.len() - FOOTER_LEN]);
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let e = PackEntry::decode_from(&mut r).ok_or(PackError::Damaged("bad entry"))?;
+        let end = e.offset as u64 + e.stored_len as u64;
+        if end > data_len as u64 {
+            return Err(PackError::Damaged("entry points past the blob area"));
+        }
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+/// Encodes raw bytes for storage: zstd at `level`, or raw when that does not shrink them.
+pub fn encode_blob(raw: &[u8], level: i32) -> (Codec, Vec<u8>) {
+    match zstd::bulk::compress(raw, level) {
+        Ok(z) if z.len() < raw.len() => (Codec::Zstd, z),
+        _ => (Codec::Raw, raw.to_vec()),
+    }
+}
+
+/// Why a stored blob could not be turned back into its bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// Decompression failed or gave the wrong length.
+    #[error("blob {id} does not decode: {why}")]
+    Undecodable {
+        /// The blob.
+        id: Id,
+        /// What went wrong.
+        why: String,
+    },
+    /// The decoded bytes do not hash to the id.
+    #[error("blob {id} is corrupt: its content hashes to {actual}")]
+    HashMismatch {
+        /// The blob.
+        id: Id,
+        /// What the bytes hash to.
+        actual: Id,
+    },
+}
+
+/// Decodes a stored blob and checks it hashes to `entry.id`.
+pub fn decode_blob(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>, BlobError> {
+    let raw = match entry.codec {
+        Codec::Raw => stored.to_vec(),
+        Codec::Zstd => zstd::bulk::decompress(stored, entry.raw_len as usize).map_err(|e| {
+            BlobError::Undecodable {
+                id: entry.id,
+                why: e.to_string(),
+            }
+        })?,
+    };
+    if raw.len() != entry.raw_len as usize {
+        return Err(BlobError::Undecodable {
+            id: entry.id,
+            why: format!("{} bytes, expected {}", raw.len(), entry.raw_len),
+        });
+    }
+    let actual = Id::of(&raw);
+    if actual != entry.id {
+        return Err(BlobError::HashMismatch {
+            id: entry.id,
+            actual,
+        });
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn build(blobs: &[Vec<u8>]) -> (Vec<u8>, Vec<PackEntry>) {
+        let mut b = PackBuilder::default();
+        for raw in blobs {
+            let (codec, stored) = encode_blob(raw, 3);
+            b.add(Id::of(raw), codec, raw.len() as u32, &stored);
+        }
+        let (bytes, id, entries) = b.finish();
+        assert_eq!(id, Id::of(&bytes));
+        (bytes, entries)
+    }
+
+    proptest! {
+        #[test]
+        fn trailer_roundtrip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2000), 0..20)) {
+            let (bytes, entries) = build(&blobs);
+            let decoded = read_trailer(&bytes).unwrap();
+            prop_assert_eq!(&decoded, &entries);
+            for (e, raw) in decoded.iter().zip(&blobs) {
+                let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+                prop_assert_eq!(&decode_blob(e, stored).unwrap(), raw);
+            }
+        }
+
+        #[test]
+        fn damaged_trailer_is_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
+            let _ = read_trailer(&bytes[..cut.min(bytes.len())]);
+        }
+
+        #[test]
+        fn truncated_or_flipped_packs_fail(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..500), 1..5), pos in any::<prop::sample::Index>()) {
+            let (bytes, entries) = build(&blobs);
+            // Truncation: every proper prefix is rejected or yields entries that still fit.
+            let cut = pos.index(bytes.len());
+            if let Ok(es) = read_trailer(&bytes[..cut]) { prop_assert!(es.len() <= entries.len()); }
+            // A flipped byte in blob data is caught by the blob hash.
+            let e = entries[0];
+            if e.stored_len > 0 {
+                let mut stored = bytes[e.offset as usize..(e.offset + e.stored_len) as usize].to_vec();
+                let i = pos.index(stored.len());
+                stored[i] ^= 0x40;
+                prop_assert!(decode_blob(&e, &stored).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn incompressible_blobs_are_stored_raw() {
+        let mut raw = vec![0u8; 4096];
+        blake3::Hasher::new().finalize_xof().fill(&mut raw);
+        let (codec, stored) = encode_blob(&raw, 3);
+        assert_eq!(codec, Codec::Raw);
+        assert_eq!(stored, raw);
+        let (codec, _) = encode_blob(&vec![b'a'; 4096], 3);
+        assert_eq!(codec, Codec::Zstd);
+    }
+}

@@ -1,0 +1,168 @@
+//! Snapshot paths and path refs.
+//!
+//! A ref is an empty-bodied object whose key says everything:
+//! `refs/<escaped path components>/@<time ns, 20 digits>.<snapshot id>`. Listing
+//! `refs/<P>/` finds every snapshot at P or under P/ without reading a manifest, and
+//! whole-component matching falls out of the key layout. `@` never survives escaping, so
+//! a component starting with `@` is always a ref.
+
+use super::manifest::is_snapshot_id;
+
+/// Longest accepted `--path`, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// Cleans a `--path` the way Go's `path.Join` does for upstream kando (no empty or `.`
+/// components, no leading or trailing `/`), and rejects what could escape or confuse:
+/// `..`, NUL and control characters, over-long paths.
+pub fn normalize_path(path: &str) -> Result<String, String> {
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!(
+            "--path is {} bytes long; the limit is {MAX_PATH_LEN}",
+            path.len()
+        ));
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err("--path contains a control character (NUL, newline…)".to_string());
+    }
+    let mut parts = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(format!("--path {path:?} contains '..'; give a plain path")),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn escape_component(c: &str) -> String {
+    let mut out = String::with_capacity(c.len());
+    for b in c.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    // "." and ".." never reach here (normalize_path), but "..." etc. are fine as keys.
+    out
+}
+
+fn unescape_component(c: &str) -> Option<String> {
+    let bytes = c.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = c.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The listing prefix for every ref at `path` (normalised) or below it.
+pub fn refs_prefix(path: &str) -> String {
+    if path.is_empty() {
+        "refs/".to_string()
+    } else {
+        let escaped: Vec<String> = path.split('/').map(escape_component).collect();
+        format!("refs/{}/", escaped.join("/"))
+    }
+}
+
+/// The key of the ref for snapshot `id` pushed to `path` at `time_ns`.
+pub fn ref_key(path: &str, time_ns: u64, id: &str) -> String {
+    format!("{}@{time_ns:020}.{id}", refs_prefix(path))
+}
+
+/// A ref parsed back from its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRef {
+    /// The ref's key.
+    pub key: String,
+    /// Normalised path.
+    pub path: String,
+    /// Push time, ns since the epoch.
+    pub time_ns: u64,
+    /// Snapshot id.
+    pub id: String,
+}
+
+/// Parses a ref key; `None` for keys that are not refs (e.g. stray objects).
+pub fn parse_ref_key(key: &str) -> Option<SnapshotRef> {
+    let rest = key.strip_prefix("refs/")?;
+    let (dir, leaf) = match rest.rfind('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => ("", rest),
+    };
+    let leaf = leaf.strip_prefix('@')?;
+    let (time, id) = leaf.split_once('.')?;
+    if time.len() != 20 || !is_snapshot_id(id) {
+        return None;
+    }
+    let time_ns = time.parse().ok()?;
+    let path = if dir.is_empty() {
+        String::new()
+    } else {
+        dir.split('/')
+            .map(unescape_component)
+            .collect::<Option<Vec<_>>>()?
+            .join("/")
+    };
+    Some(SnapshotRef {
+        key: key.to_string(),
+        path,
+        time_ns,
+        id: id.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalizes_like_go_path_join() {
+        assert_eq!(normalize_path("/mongo/x/rs.gz").unwrap(), "mongo/x/rs.gz");
+        assert_eq!(normalize_path("a//b/./c/").unwrap(), "a/b/c");
+        assert_eq!(normalize_path("").unwrap(), "");
+        assert!(normalize_path("a/../b").is_err());
+        assert!(normalize_path("a\0b").is_err());
+        assert!(normalize_path(&"x".repeat(MAX_PATH_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn prefix_matches_whole_components() {
+        let a = ref_key("a/b", 1, &"0".repeat(32));
+        let abc = ref_key("a/bc", 1, &"0".repeat(32));
+        assert!(a.starts_with(&refs_prefix("a/b")));
+        assert!(!abc.starts_with(&refs_prefix("a/b")));
+        assert!(ref_key("a/b/c", 1, &"0".repeat(32)).starts_with(&refs_prefix("a/b")));
+    }
+
+    proptest! {
+        #[test]
+        fn ref_keys_roundtrip(comps in proptest::collection::vec("[^/\\x00-\\x1f]{1,12}", 0..4), t in any::<u64>(), id in "[0-9a-f]{32}") {
+            let path = normalize_path(&comps.join("/"));
+            prop_assume!(path.is_ok());
+            let path = path.unwrap();
+            let key = ref_key(&path, t, &id);
+            let r = parse_ref_key(&key).unwrap();
+            prop_assert_eq!(r.path, path);
+            prop_assert_eq!(r.time_ns, t);
+            prop_assert_eq!(r.id, id);
+        }
+
+        #[test]
+        fn garbage_keys_never_panic(key in ".{0,80}") {
+            let _ = parse_ref_key(&key);
+            let _ = parse_ref_key(&format!("refs/{key}"));
+        }
+    }
+}

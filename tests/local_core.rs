@@ -1,0 +1,51 @@
+//! The core scenarios on the local-directory backend (the embedded default).
+
+mod common;
+
+use common::scenarios;
+use common::LocalBackend;
+
+#[test]
+fn roundtrip_sizes() {
+    scenarios::roundtrip_sizes(&LocalBackend::new());
+}
+
+#[test]
+fn roundtrip_300_mb_mixed() {
+    scenarios::roundtrip_large(&LocalBackend::new(), 300 << 20);
+}
+
+#[test]
+fn dedup() {
+    scenarios::dedup(&LocalBackend::new());
+}
+
+#[test]
+fn blueprint_shapes() {
+    scenarios::blueprint_shapes(&LocalBackend::new());
+}
+
+#[test]
+fn delete_by_path_components() {
+    scenarios::delete_by_path_components(&LocalBackend::new());
+}
+
+#[test]
+fn bad_input_writes_nothing() {
+    let b = LocalBackend::new();
+    // Give the location a repository first, so "nothing written" is checked against one.
+    let out = common::kando(
+        &[
+            "location",
+            "push",
+            "--profile",
+            &common::Backend::profile(&b),
+            "--path",
+            "seed",
+            "-",
+        ],
+        b"seed",
+    );
+    common::ok(&out);
+    scenarios::bad_input_writes_nothing(&b);
+}
