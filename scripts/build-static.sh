@@ -6,7 +6,8 @@
 #     scripts/build-static.sh aarch64    # target/aarch64-unknown-linux-musl/release/kando
 #
 # Installs what it needs, idempotently and without stdin: the rustup target, and from apt
-# musl-tools (x86_64) or the aarch64 cross gcc/binutils (aarch64). Honors CARGO_TARGET_DIR.
+# musl-tools for the machine's own architecture, Debian's cross gcc/binutils for the other
+# one (tested: x86_64 host → aarch64). Honors CARGO_TARGET_DIR.
 # The last line of stdout is the path of the built binary (everything else goes to stderr).
 #
 # `kando --version` reports KANDO_GIT_COMMIT and KANDO_BUILD_DATE; both default to the
@@ -53,20 +54,22 @@ if ! rustup target list --installed | grep -qx "$target"; then
   rustup target add "$target" >&2
 fi
 
-case "$arch" in
-  x86_64)
-    # The C parts (zstd, blake3, aws-lc) are compiled by musl-gcc against musl's headers.
-    apt_ensure musl-tools
-    ;;
-  aarch64)
-    # Cross gcc and binutils for aarch64; Rust supplies musl's libc.a and crt objects
-    # (self-contained linking), gcc compiles the C parts and drives the link.
-    apt_ensure gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
-    export AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar
-    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
-    ;;
-esac
+host=$(uname -m)
+if [ "$arch" = "$host" ]; then
+  # Native: the C parts (zstd, blake3, aws-lc) are compiled by musl-gcc against musl's
+  # headers; Rust links its own musl libc.a and crt objects.
+  apt_ensure musl-tools
+else
+  # Cross (x86_64 → aarch64 is the tested one): Debian's cross gcc and binutils compile
+  # the C parts and drive the link; Rust supplies musl's libc.a and crt objects
+  # (self-contained linking), so no musl cross toolchain is needed.
+  debarch=$([ "$arch" = aarch64 ] && echo arm64 || echo amd64)
+  gnu="$arch-linux-gnu"
+  apt_ensure "gcc-${gnu//_/-}" "libc6-dev-$debarch-cross"
+  t=${target//-/_}
+  T=$(echo "$t" | tr a-z A-Z)
+  export "CC_$t=$gnu-gcc" "AR_$t=$gnu-ar" "CARGO_TARGET_${T}_LINKER=$gnu-gcc"
+fi
 
 if [ -z "${KANDO_GIT_COMMIT:-}" ]; then
   KANDO_GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)

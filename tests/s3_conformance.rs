@@ -4,15 +4,14 @@
 
 // Only the S3 helper of tests/common, not the whole module (the rest serves the CLI tests).
 // Other test files reach it as `common::s3` through `pub mod s3;` in tests/common/mod.rs.
-#[path = "common/s3.rs"]
-mod s3_server;
+mod common;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::s3::{in_ci, is_selected, start_selected, unique_name, S3Server, TlsMoto};
 use kando::storage::s3::{S3Config, S3Credentials, S3Storage};
 use kando::storage::{conformance, Storage};
-use s3_server::{in_ci, is_selected, start_selected, unique_name, S3Server, TlsMoto};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_s3s_fs() {

@@ -1,11 +1,57 @@
-//! Profile → S3 backend (filled in with the S3 backend).
+//! Profile → S3 backend: maps Kanister's s3Compliant location and credentials onto
+//! [`S3Config`].
+
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use crate::compat::profile::Profile;
+use crate::compat::profile::{Credential, Profile};
+use crate::storage::s3::{S3Config, S3Credentials, S3Storage};
 use crate::storage::DynStorage;
 
+/// Builds the S3 configuration for the repository at `root` in the profile's bucket.
+pub fn config(profile: &Profile, root: &str) -> Result<S3Config> {
+    let loc = &profile.location;
+    if loc.bucket.is_empty() {
+        bail!("the s3Compliant Location has no bucket");
+    }
+    let credentials = match &profile.credential {
+        Credential::None => S3Credentials::DefaultChain,
+        Credential::KeyPair { id, secret } => S3Credentials::Static {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: None,
+        },
+        Credential::AwsSecret { id, secret, role } => {
+            let base = S3Credentials::Static {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: None,
+            };
+            match role {
+                Some(role_arn) => S3Credentials::AssumeRole {
+                    base: Box::new(base),
+                    role_arn: role_arn.clone(),
+                },
+                None => base,
+            }
+        }
+    };
+    let mut cfg = S3Config::new(loc.bucket.clone(), credentials);
+    cfg.root = root.to_string();
+    cfg.endpoint = Some(loc.endpoint.clone()).filter(|e| !e.is_empty());
+    cfg.region = Some(loc.region.clone()).filter(|r| !r.is_empty());
+    cfg.skip_ssl_verify = profile.skip_ssl_verify;
+    if let Some(secs) = std::env::var("KANDO_S3_REQUEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.request_timeout = std::time::Duration::from_secs(secs);
+    }
+    Ok(cfg)
+}
+
 /// Opens the S3 repository at `root` in the profile's bucket.
-pub async fn open(_profile: &Profile, _root: &str) -> Result<DynStorage> {
-    bail!("Location type s3Compliant is not supported by this build yet")
+pub async fn open(profile: &Profile, root: &str) -> Result<DynStorage> {
+    Ok(Arc::new(S3Storage::connect(config(profile, root)?).await?))
 }

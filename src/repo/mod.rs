@@ -4,7 +4,7 @@
 //!
 //! Layout under the repository root (see README "Repository format"):
 //! `config`, `packs/<2 hex>/<64 hex>`, `index/<64 hex>`, `snapshots/<32 hex>`,
-//! `refs/<path…>/@<time>.<id>`.
+//! `refs/<path…>/!s.<time>.<id>`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;

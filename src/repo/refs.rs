@@ -1,12 +1,19 @@
 //! Snapshot paths and path refs.
 //!
 //! A ref is an empty-bodied object whose key says everything:
-//! `refs/<escaped path components>/@<time ns, 20 digits>.<snapshot id>`. Listing
+//! `refs/<escaped path components>/!s.<time ns, 16 hex digits>.<snapshot id>`. Listing
 //! `refs/<P>/` finds every snapshot at P or under P/ without reading a manifest, and
-//! whole-component matching falls out of the key layout. `@` never survives escaping, so
-//! a component starting with `@` is always a ref.
+//! whole-component matching falls out of the key layout.
+//!
+//! Escaping keeps keys to the characters every S3 server handles (AWS's "safe" set): a
+//! byte outside `[A-Za-z0-9._-]` becomes `!` and two uppercase hex digits. Escaping never
+//! produces `!s`, so a component starting with `!s.` is always a ref. Keys stay short
+//! because some servers limit them well below S3's 1024 bytes (s3s-fs: ~160).
 
 use super::manifest::is_snapshot_id;
+
+/// Start of the last key component of every ref.
+const REF_LEAF: &str = "!s.";
 
 /// Longest accepted `--path`, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
@@ -41,7 +48,7 @@ fn escape_component(c: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push_str(&format!("!{b:02X}"));
         }
     }
     // "." and ".." never reach here (normalize_path), but "..." etc. are fine as keys.
@@ -53,7 +60,7 @@ fn unescape_component(c: &str) -> Option<String> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
+        if bytes[i] == b'!' {
             let hex = c.get(i + 1..i + 3)?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -77,7 +84,7 @@ pub fn refs_prefix(path: &str) -> String {
 
 /// The key of the ref for snapshot `id` pushed to `path` at `time_ns`.
 pub fn ref_key(path: &str, time_ns: u64, id: &str) -> String {
-    format!("{}@{time_ns:020}.{id}", refs_prefix(path))
+    format!("{}{REF_LEAF}{time_ns:016x}.{id}", refs_prefix(path))
 }
 
 /// A ref parsed back from its key.
@@ -100,12 +107,12 @@ pub fn parse_ref_key(key: &str) -> Option<SnapshotRef> {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => ("", rest),
     };
-    let leaf = leaf.strip_prefix('@')?;
+    let leaf = leaf.strip_prefix(REF_LEAF)?;
     let (time, id) = leaf.split_once('.')?;
-    if time.len() != 20 || !is_snapshot_id(id) {
+    if time.len() != 16 || !is_snapshot_id(id) {
         return None;
     }
-    let time_ns = time.parse().ok()?;
+    let time_ns = u64::from_str_radix(time, 16).ok()?;
     let path = if dir.is_empty() {
         String::new()
     } else {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gc_scenarios;
+pub mod s3;
 pub mod scenarios;
 
 use std::io::{Read, Write};

@@ -211,6 +211,14 @@ impl Drop for S3Server {
                 self.workdir.path().display()
             );
         }
+        // KANDO_KEEP_S3_LOGS=DIR keeps the server's logs for debugging a failed run.
+        if let Ok(dir) = std::env::var("KANDO_KEEP_S3_LOGS") {
+            let _ = Command::new("cp")
+                .arg("-r")
+                .arg(self.workdir.path().join("log"))
+                .arg(format!("{dir}/{}-{}", self.kind, std::process::id()))
+                .status();
+        }
     }
 }
 
@@ -283,4 +291,91 @@ pub fn unique_name(prefix: &str) -> String {
 fn which(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// A repository location in a fresh bucket of a running server, for the core scenarios.
+pub struct S3Backend<'a> {
+    server: &'a S3Server,
+    bucket: String,
+    /// Use a Kubernetes-Secret credential instead of a keyPair.
+    secret_credential: bool,
+    /// The profile's prefix.
+    prefix: &'static str,
+    rt: tokio::runtime::Runtime,
+}
+
+impl<'a> S3Backend<'a> {
+    /// A fresh bucket on `server`.
+    pub fn new(server: &'a S3Server, secret_credential: bool) -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let bucket = rt.block_on(server.fresh_bucket());
+        // s3s-fs stores base64(bucket) + base64(key) in one file name, so keys over ~160
+        // bytes fail there (real S3 allows 1024); the blueprint paths need every byte.
+        let prefix = if server.kind == "s3s-fs" {
+            ""
+        } else {
+            "team/pre"
+        };
+        S3Backend {
+            server,
+            bucket,
+            secret_credential,
+            prefix,
+            rt,
+        }
+    }
+
+    fn all_objects(&self) -> Vec<kando::storage::ObjectMeta> {
+        use kando::storage::Storage;
+        self.rt.block_on(async {
+            let storage =
+                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
+                    .await
+                    .unwrap();
+            storage.list("").await.unwrap()
+        })
+    }
+}
+
+impl S3Backend<'_> {
+    /// Where the repository's objects start in the bucket.
+    pub fn repo_root(&self) -> String {
+        if self.prefix.is_empty() {
+            "kando-repo/".to_string()
+        } else {
+            format!("{}/kando-repo/", self.prefix)
+        }
+    }
+}
+
+impl super::Backend for S3Backend<'_> {
+    fn profile(&self) -> String {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let credential = if self.secret_credential {
+            format!(
+                r#"{{"Type":"secret","Secret":{{"apiVersion":"v1","kind":"Secret","type":"secrets.kanister.io/aws","data":{{"aws_access_key_id":"{}","aws_secret_access_key":"{}"}}}}}}"#,
+                b64(&self.server.access_key),
+                b64(&self.server.secret_key)
+            )
+        } else {
+            format!(
+                r#"{{"Type":"keyPair","KeyPair":{{"ID":"{}","Secret":"{}"}},"Secret":null,"KopiaServerSecret":null}}"#,
+                self.server.access_key, self.server.secret_key
+            )
+        };
+        format!(
+            r#"{{"Location":{{"type":"s3Compliant","bucket":"{}","endpoint":"{}","prefix":"{}","region":"{}"}},"Credential":{credential},"SkipSSLVerify":false}}"#,
+            self.bucket, self.server.endpoint, self.prefix, self.server.region
+        )
+    }
+    fn object_keys(&self) -> Vec<String> {
+        self.all_objects().into_iter().map(|m| m.key).collect()
+    }
+    fn stored_bytes(&self) -> u64 {
+        self.all_objects().iter().map(|m| m.size).sum()
+    }
+    fn name(&self) -> String {
+        format!("s3/{}", self.server.kind)
+    }
 }

@@ -1,0 +1,724 @@
+//! The Kanister blueprints in `examples/` run end to end against a local repository.
+//!
+//! Each blueprint's YAML is read with a small parser for the YAML subset blueprints use
+//! (block mappings and sequences, quoted and plain scalars, `|` blocks; cross-checked
+//! against PyYAML when python3 has it). Every KubeTask phase must run
+//! `bash -o errexit -o pipefail -c <script>`; the script's Go templates are rendered the
+//! way Kanister would (`{{ toJson .Profile }}` becomes the local profile, `.Phases.X.Output`
+//! the phase's `###Phase-output###` lines, `.ArtifactsIn` the backup's output artifacts),
+//! and any template the test does not know fails it. The database tools are stand-ins:
+//! the dump commands print a generated dump, the restore commands write what they read.
+//!
+//! Per blueprint: two backups (the second of a slightly edited dump must deduplicate),
+//! both restored byte for byte, the first deleted (its restore then fails with exit 69 and
+//! the second still restores), the second deleted.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{bash, fails_69, ok, phase_outputs, Backend, LocalBackend};
+
+// ---------------------------------------------------------------------------------------
+// A YAML subset: enough for Kanister blueprints, strict about everything else.
+
+#[derive(Debug, Clone, PartialEq)]
+enum Yaml {
+    Null,
+    Str(String),
+    Seq(Vec<Yaml>),
+    Map(Vec<(String, Yaml)>),
+}
+
+impl Yaml {
+    fn get(&self, key: &str) -> Option<&Yaml> {
+        match self {
+            Yaml::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    #[track_caller]
+    fn at(&self, key: &str) -> &Yaml {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no key {key:?} in {self:?}"))
+    }
+
+    #[track_caller]
+    fn str(&self) -> &str {
+        match self {
+            Yaml::Str(s) => s,
+            other => panic!("expected a string, got {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn seq(&self) -> &[Yaml] {
+        match self {
+            Yaml::Seq(items) => items,
+            other => panic!("expected a sequence, got {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn entries(&self) -> &[(String, Yaml)] {
+        match self {
+            Yaml::Map(entries) => entries,
+            other => panic!("expected a mapping, got {other:?}"),
+        }
+    }
+
+    /// Every string in the tree.
+    fn strings<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Yaml::Null => {}
+            Yaml::Str(s) => out.push(s),
+            Yaml::Seq(items) => items.iter().for_each(|i| i.strings(out)),
+            Yaml::Map(entries) => entries.iter().for_each(|(_, v)| v.strings(out)),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Yaml::Null => Value::Null,
+            Yaml::Str(s) => Value::String(s.clone()),
+            Yaml::Seq(items) => Value::Array(items.iter().map(Yaml::to_json).collect()),
+            Yaml::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+struct Parser<'a> {
+    lines: Vec<&'a str>,
+    i: usize,
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn is_seq_item(text: &str) -> bool {
+    text == "-" || text.starts_with("- ")
+}
+
+/// `key: value` or `key:` → (key, value text).
+fn split_key(text: &str) -> Option<(&str, &str)> {
+    if text.starts_with(['\'', '"', '{', '[']) {
+        return None;
+    }
+    let (key, rest) = match text.find(": ") {
+        Some(i) => (&text[..i], &text[i + 2..]),
+        None => (text.strip_suffix(':')?, ""),
+    };
+    (!key.is_empty() && !key.contains(' ')).then_some((key, rest))
+}
+
+#[track_caller]
+fn scalar(raw: &str) -> Yaml {
+    let raw = raw.trim();
+    if let Some(inner) = raw.strip_prefix('\'') {
+        let inner = inner
+            .strip_suffix('\'')
+            .unwrap_or_else(|| panic!("unterminated single-quoted scalar: {raw}"));
+        return Yaml::Str(inner.replace("''", "'"));
+    }
+    if let Some(inner) = raw.strip_prefix('"') {
+        let inner = inner
+            .strip_suffix('"')
+            .unwrap_or_else(|| panic!("unterminated double-quoted scalar: {raw}"));
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(c @ ('"' | '\\' | '/')) => out.push(c),
+                other => panic!("unsupported escape \\{other:?} in {raw}"),
+            }
+        }
+        return Yaml::Str(out);
+    }
+    let plain = match raw.find(" #") {
+        Some(i) => raw[..i].trim_end(),
+        None => raw,
+    };
+    assert!(
+        !plain.starts_with(['{', '[', '&', '*', '!', '|', '>', '@', '`', '%']),
+        "unsupported plain scalar (quote it): {raw}"
+    );
+    if plain == "~" || plain == "null" {
+        return Yaml::Null;
+    }
+    Yaml::Str(plain.to_string())
+}
+
+impl<'a> Parser<'a> {
+    #[track_caller]
+    fn parse(text: &'a str) -> Yaml {
+        assert!(!text.contains('\t'), "tabs in YAML");
+        let mut p = Parser {
+            lines: text.lines().collect(),
+            i: 0,
+        };
+        let doc = p.node(0);
+        assert!(
+            p.peek().is_none(),
+            "unparsed YAML from line {}: {:?}",
+            p.i + 1,
+            p.lines[p.i]
+        );
+        doc
+    }
+
+    /// The next significant line: (indent, text without the indent).
+    fn peek(&mut self) -> Option<(usize, &'a str)> {
+        while let Some(l) = self.lines.get(self.i) {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') || t == "---" {
+                self.i += 1;
+            } else {
+                return Some((indent_of(l), l.trim_start()));
+            }
+        }
+        None
+    }
+
+    fn node(&mut self, indent: usize) -> Yaml {
+        match self.peek() {
+            Some((ind, t)) if ind == indent && is_seq_item(t) => self.seq(indent),
+            Some((ind, _)) if ind == indent => self.map(indent, None),
+            _ => Yaml::Null,
+        }
+    }
+
+    /// A mapping at `indent`; `first` is the text of an entry already consumed (the
+    /// `key: v` after a sequence item's dash).
+    fn map(&mut self, indent: usize, mut first: Option<&'a str>) -> Yaml {
+        let mut entries: Vec<(String, Yaml)> = Vec::new();
+        loop {
+            let text = match first.take() {
+                Some(t) => t,
+                None => match self.peek() {
+                    Some((ind, t)) if ind == indent && !is_seq_item(t) => {
+                        self.i += 1;
+                        t
+                    }
+                    Some((ind, t)) if ind > indent => {
+                        panic!("bad indentation at line {}: {t:?}", self.i + 1)
+                    }
+                    _ => break,
+                },
+            };
+            let (key, rest) = split_key(text)
+                .unwrap_or_else(|| panic!("expected `key:` at line {}: {text:?}", self.i));
+            assert!(
+                entries.iter().all(|(k, _)| k != key),
+                "duplicate key {key:?} at line {}",
+                self.i
+            );
+            let value = self.value(indent, rest, true);
+            entries.push((key.to_string(), value));
+        }
+        Yaml::Map(entries)
+    }
+
+    fn seq(&mut self, indent: usize) -> Yaml {
+        let mut items = Vec::new();
+        while let Some((ind, t)) = self.peek() {
+            if ind != indent || !is_seq_item(t) {
+                break;
+            }
+            self.i += 1;
+            let content = t[1..].trim_start();
+            let item = if content.is_empty() || content.starts_with('|') {
+                self.value(indent, content, false)
+            } else if split_key(content).is_some() {
+                self.map(indent + (t.len() - content.len()), Some(content))
+            } else {
+                scalar(content)
+            };
+            items.push(item);
+        }
+        Yaml::Seq(items)
+    }
+
+    /// The value after `key:` or `-` on a line at `indent`.
+    fn value(&mut self, indent: usize, rest: &str, in_map: bool) -> Yaml {
+        let rest = rest.trim();
+        match rest {
+            "|" => return self.block(indent, false),
+            "|-" => return self.block(indent, true),
+            "" => {}
+            _ => return scalar(rest),
+        }
+        match self.peek() {
+            Some((ind, _)) if ind > indent => self.node(ind),
+            // `key:` followed by `- item` at the key's own indentation.
+            Some((ind, t)) if in_map && ind == indent && is_seq_item(t) => self.seq(indent),
+            _ => Yaml::Null,
+        }
+    }
+
+    /// A literal block scalar under a line at `parent` indentation.
+    fn block(&mut self, parent: usize, strip: bool) -> Yaml {
+        let mut out: Vec<&str> = Vec::new();
+        let mut content_indent = None;
+        while let Some(l) = self.lines.get(self.i) {
+            if l.trim().is_empty() {
+                out.push("");
+                self.i += 1;
+                continue;
+            }
+            let ind = indent_of(l);
+            if ind <= parent {
+                break;
+            }
+            let c = *content_indent.get_or_insert(ind);
+            assert!(ind >= c, "block scalar dedents at line {}", self.i + 1);
+            out.push(&l[c..]);
+            self.i += 1;
+        }
+        while out.last() == Some(&"") {
+            out.pop();
+        }
+        let mut s = out.join("\n");
+        if !strip && !out.is_empty() {
+            s.push('\n');
+        }
+        Yaml::Str(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Kanister's side: templates, phases, artifacts.
+
+const NAMESPACE: &str = "db";
+const STATEFULSET: &str = "mongo-rs";
+const RELEASE: &str = "my-release";
+const PASSWORD: &str = "pa55-w0rd";
+
+/// What Kanister would fill the templates of one action with.
+struct Ctx<'a> {
+    profile: String,
+    /// `.Time` rendered with the blueprints' date format.
+    time: String,
+    action: &'a Yaml,
+    /// The phase running now: its name and its `objects`.
+    phase: Option<(String, &'a Yaml)>,
+    /// Outputs of the phases run so far in this action.
+    phase_outputs: HashMap<String, HashMap<String, String>>,
+    /// `.ArtifactsIn.<name>.<KeyValue.k | KopiaSnapshot>`.
+    artifacts_in: &'a Artifacts,
+}
+
+/// Output artifacts of a backup: name → field (`KeyValue.k` or `KopiaSnapshot`) → value.
+type Artifacts = HashMap<String, HashMap<String, String>>;
+
+impl Ctx<'_> {
+    #[track_caller]
+    fn eval(&self, expr: &str) -> String {
+        let e = expr.split_whitespace().collect::<Vec<_>>().join(" ");
+        match e.as_str() {
+            "toJson .Profile" => return self.profile.clone(),
+            ".StatefulSet.Name" => return STATEFULSET.to_string(),
+            ".StatefulSet.Namespace" | ".Namespace.Name" => return NAMESPACE.to_string(),
+            r#"index .Object.metadata.labels "app.kubernetes.io/instance""# => {
+                return RELEASE.to_string()
+            }
+            r#"toDate "2006-01-02T15:04:05.999999999Z07:00" .Time | date "2006-01-02T15-04-05""# => {
+                return self.time.clone()
+            }
+            _ => {}
+        }
+        // index .Phases.<phase>.Secrets.<object>.Data "<key>" | toString
+        if let Some(rest) = e.strip_prefix("index .Phases.") {
+            let (phase, rest) = rest.split_once(".Secrets.").expect("a phase secret");
+            let (object, _) = rest.split_once(".Data ").expect(".Data \"key\"");
+            assert!(e.ends_with("| toString"), "secret data needs toString: {e}");
+            let (current, objects) = self.phase.as_ref().expect("secrets only in phases");
+            assert_eq!(phase, current, "a phase can only read its own secrets: {e}");
+            assert_eq!(
+                objects.at(object).at("kind").str(),
+                "Secret",
+                "{object} is not a Secret of phase {phase}"
+            );
+            return PASSWORD.to_string();
+        }
+        // .Phases.<phase>.Output.<key>
+        if let Some(rest) = e.strip_prefix(".Phases.") {
+            let (phase, key) = rest.split_once(".Output.").expect("a phase output");
+            return self
+                .phase_outputs
+                .get(phase)
+                .and_then(|o| o.get(key))
+                .unwrap_or_else(|| panic!("phase {phase} produced no output {key}"))
+                .clone();
+        }
+        // .ArtifactsIn.<name>.KeyValue.<key> or .ArtifactsIn.<name>.KopiaSnapshot
+        if let Some(rest) = e.strip_prefix(".ArtifactsIn.") {
+            let (name, field) = rest.split_once('.').expect("an artifact field");
+            let declared = self
+                .action
+                .get("inputArtifactNames")
+                .map(|names| names.seq().iter().any(|n| n.str() == name))
+                .unwrap_or(false);
+            assert!(declared, "{name} used but not in inputArtifactNames");
+            return self
+                .artifacts_in
+                .get(name)
+                .and_then(|a| a.get(field))
+                .unwrap_or_else(|| panic!("backup produced no artifact {name}.{field}"))
+                .clone();
+        }
+        panic!("template not known to this test: {{{{ {e} }}}}")
+    }
+
+    #[track_caller]
+    fn render(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..]
+                .find("}}")
+                .unwrap_or_else(|| panic!("unterminated template in {text}"));
+            out.push_str(&self.eval(&rest[start + 2..start + end]));
+            rest = &rest[start + end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// One example blueprint and the place it runs.
+struct Example {
+    name: String,
+    blueprint: Yaml,
+    backend: LocalBackend,
+    work: tempfile::TempDir,
+}
+
+/// One run of an action: the scripts' output, or the first failing phase's.
+struct ActionRun {
+    output: Output,
+    phase_outputs: HashMap<String, HashMap<String, String>>,
+    scripts: Vec<String>,
+}
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Stand-ins for the database tools: dumps print `$EXAMPLE_DUMP`, restores write their
+/// input to `$EXAMPLE_RESTORED`. Each logs its arguments to `$EXAMPLE_CALLS`.
+fn write_tools(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let dump = "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$EXAMPLE_CALLS\"\nexec cat \"$EXAMPLE_DUMP\"\n";
+    let restore = "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$EXAMPLE_CALLS\"\nexec cat > \"$EXAMPLE_RESTORED\"\n";
+    for (name, body) in [
+        ("mongodump", dump),
+        ("pg_dumpall", dump),
+        ("mysqldump", dump),
+        ("mongorestore", restore),
+        ("psql", restore),
+        ("mysql", restore),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+impl Example {
+    fn load(file: &str) -> Example {
+        let text = std::fs::read_to_string(examples_dir().join(file)).unwrap();
+        let blueprint = Parser::parse(&text);
+        assert_eq!(blueprint.at("apiVersion").str(), "cr.kanister.io/v1alpha1");
+        assert_eq!(blueprint.at("kind").str(), "Blueprint");
+        let actions: Vec<&str> = blueprint
+            .at("actions")
+            .entries()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(actions, ["backup", "restore", "delete"], "{file}");
+        let work = tempfile::tempdir().unwrap();
+        write_tools(&work.path().join("tools"));
+        Example {
+            name: file.to_string(),
+            blueprint,
+            backend: LocalBackend::new(),
+            work,
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.work.path().join(name).to_str().unwrap().to_string()
+    }
+
+    /// Runs every phase of `action` in order; stops at the first failing phase.
+    fn run(&self, action: &str, time: &str, dump: &str, artifacts_in: &Artifacts) -> ActionRun {
+        let spec = self.blueprint.at("actions").at(action);
+        let mut ctx = Ctx {
+            profile: self.backend.profile(),
+            time: time.to_string(),
+            action: spec,
+            phase: None,
+            phase_outputs: HashMap::new(),
+            artifacts_in,
+        };
+        let tools = self.path("tools");
+        let kando_dir = Path::new(env!("CARGO_BIN_EXE_kando")).parent().unwrap();
+        let path = format!(
+            "{tools}:{}:{}",
+            kando_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let (calls, restored) = (self.path("calls"), self.path("restored"));
+        let env = [
+            ("PATH", path.as_str()),
+            ("EXAMPLE_DUMP", dump),
+            ("EXAMPLE_RESTORED", restored.as_str()),
+            ("EXAMPLE_CALLS", calls.as_str()),
+        ];
+        let mut scripts = Vec::new();
+        let mut last = None;
+        for phase in spec.at("phases").seq() {
+            assert_eq!(phase.at("func").str(), "KubeTask", "{}", self.name);
+            let name = phase.at("name").str().to_string();
+            let objects = phase.get("objects").unwrap_or(&Yaml::Null);
+            ctx.phase = Some((name.clone(), objects));
+            // Every template of the phase must render (names, namespace, image, command).
+            let mut strings = Vec::new();
+            phase.strings(&mut strings);
+            for s in strings {
+                ctx.render(s);
+            }
+            let command: Vec<&str> = phase
+                .at("args")
+                .at("command")
+                .seq()
+                .iter()
+                .map(Yaml::str)
+                .collect();
+            assert_eq!(
+                command[..command.len() - 1],
+                ["bash", "-o", "errexit", "-o", "pipefail", "-c"],
+                "{}: {action}/{name} must run bash -o errexit -o pipefail -c",
+                self.name
+            );
+            let script = ctx.render(command[command.len() - 1]);
+            let out = bash(&script, &env);
+            let outputs = phase_outputs(&out.stdout);
+            ctx.phase_outputs.insert(name, outputs);
+            scripts.push(script);
+            let failed = !out.status.success();
+            last = Some(out);
+            if failed {
+                break;
+            }
+        }
+        ActionRun {
+            output: last.expect("an action has phases"),
+            phase_outputs: ctx.phase_outputs,
+            scripts,
+        }
+    }
+
+    /// A backup of `dump`: the rendered output artifacts, and the stored bytes it added.
+    fn backup(&self, time: &str, dump: &[u8]) -> (Artifacts, u64) {
+        let file = self.path(&format!("dump-{time}"));
+        std::fs::write(&file, dump).unwrap();
+        let before = self.backend.stored_bytes();
+        let none = Artifacts::new();
+        let run = self.run("backup", time, &file, &none);
+        ok(&run.output);
+        for s in &run.scripts {
+            assert!(
+                !s.contains("gzip"),
+                "{}: the dump must reach kando unzipped",
+                self.name
+            );
+        }
+        let spec = self.blueprint.at("actions").at("backup");
+        let ctx = Ctx {
+            profile: self.backend.profile(),
+            time: time.to_string(),
+            action: spec,
+            phase: None,
+            phase_outputs: run.phase_outputs,
+            artifacts_in: &none,
+        };
+        let mut artifacts = Artifacts::new();
+        for (name, art) in spec.at("outputArtifacts").entries() {
+            let mut fields = HashMap::new();
+            for (kind, v) in art.entries() {
+                match kind.as_str() {
+                    "keyValue" => {
+                        for (k, t) in v.entries() {
+                            fields.insert(format!("KeyValue.{k}"), ctx.render(t.str()));
+                        }
+                    }
+                    "kopiaSnapshot" => {
+                        fields.insert("KopiaSnapshot".to_string(), ctx.render(v.str()));
+                    }
+                    other => panic!("{}: unknown artifact kind {other}", self.name),
+                }
+            }
+            artifacts.insert(name.clone(), fields);
+        }
+        (artifacts, self.backend.stored_bytes() - before)
+    }
+
+    /// Restores the backup of `artifacts` and returns what the restore tool received.
+    fn restore(&self, artifacts: &Artifacts) -> Vec<u8> {
+        let restored = self.path("restored");
+        let _ = std::fs::remove_file(&restored);
+        let run = self.run("restore", "unused", "/dev/null", artifacts);
+        ok(&run.output);
+        std::fs::read(restored).unwrap()
+    }
+
+    fn restore_fails(&self, artifacts: &Artifacts) {
+        let run = self.run("restore", "unused", "/dev/null", artifacts);
+        fails_69(&run.output);
+    }
+
+    fn delete(&self, artifacts: &Artifacts) {
+        ok(&self.run("delete", "unused", "/dev/null", artifacts).output);
+    }
+}
+
+/// The whole life of two backups through one example blueprint.
+fn lifecycle(file: &str, seed: u64) {
+    let ex = Example::load(file);
+    let first = common::dump_text(seed, 12 << 20);
+    // The next night's dump: a few rows inserted in the middle, so every later byte moves.
+    let mut second = first.clone();
+    let mid = second[6 << 20..].iter().position(|&b| b == b'\n').unwrap() + (6 << 20) + 1;
+    second.splice(
+        mid..mid,
+        b"INSERT INTO t VALUES (42, 'a row added today');\n".repeat(3),
+    );
+
+    let (a1, stored1) = ex.backup("2026-11-24T02-00-00", &first);
+    let (a2, stored2) = ex.backup("2026-11-25T02-00-00", &second);
+    assert!(
+        stored2 * 4 < stored1,
+        "{file}: the second backup should deduplicate: first stored {stored1} bytes, second {stored2}"
+    );
+    assert_ne!(a1, a2, "{file}: two backups need two identities");
+
+    assert!(
+        ex.restore(&a1) == first,
+        "{file}: first backup restores byte for byte"
+    );
+    assert!(
+        ex.restore(&a2) == second,
+        "{file}: second backup restores byte for byte"
+    );
+    let calls = std::fs::read_to_string(ex.path("calls")).unwrap();
+    assert!(
+        calls.contains(PASSWORD),
+        "{file}: the secret reached the tools: {calls}"
+    );
+
+    ex.delete(&a1);
+    ex.restore_fails(&a1);
+    assert!(
+        ex.restore(&a2) == second,
+        "{file}: deleting one backup keeps the other"
+    );
+    ex.delete(&a2);
+    ex.restore_fails(&a2);
+}
+
+#[test]
+fn mongodb_path_style() {
+    lifecycle("mongodb-path.yaml", 81);
+}
+
+#[test]
+fn mongodb_snapshot_style() {
+    lifecycle("mongodb-snapshot.yaml", 82);
+}
+
+#[test]
+fn postgresql() {
+    lifecycle("postgresql.yaml", 83);
+}
+
+#[test]
+fn mysql() {
+    lifecycle("mysql.yaml", 84);
+}
+
+/// Every YAML file in examples/ is one of the blueprints above.
+#[test]
+fn every_example_is_tested() {
+    let mut files: Vec<String> = std::fs::read_dir(examples_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "mongodb-path.yaml",
+            "mongodb-snapshot.yaml",
+            "mysql.yaml",
+            "postgresql.yaml"
+        ]
+    );
+}
+
+/// The small parser reads the examples exactly as PyYAML does (skipped without PyYAML).
+#[test]
+fn parser_agrees_with_pyyaml() {
+    let probe = Command::new("python3").args(["-c", "import yaml"]).output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        eprintln!("python3 with PyYAML not found; cross-check skipped");
+        return;
+    }
+    let script = r#"
+import json, sys, yaml
+def s(v):
+    if isinstance(v, dict): return {str(k): s(x) for k, x in v.items()}
+    if isinstance(v, list): return [s(x) for x in v]
+    if v is None: return None
+    if isinstance(v, bool): return "true" if v else "false"
+    return str(v)
+print(json.dumps(s(yaml.safe_load(open(sys.argv[1])))))
+"#;
+    for file in [
+        "mongodb-path.yaml",
+        "mongodb-snapshot.yaml",
+        "mysql.yaml",
+        "postgresql.yaml",
+    ] {
+        let path = examples_dir().join(file);
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .unwrap();
+        ok(&out);
+        let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ours = Parser::parse(&std::fs::read_to_string(&path).unwrap()).to_json();
+        assert_eq!(ours, theirs, "{file}");
+    }
+}

@@ -1,0 +1,65 @@
+//! The core and gc scenarios against real S3 servers on loopback (see tests/common/s3.rs
+//! for which servers run). One test per server runs the whole suite, so each server
+//! starts once.
+
+mod common;
+
+use common::s3::{start_selected, S3Backend};
+use common::{gc_scenarios as gc, scenarios as core, Backend};
+
+fn suite(kind: &str) {
+    let Some(server) = start_selected(kind) else {
+        return;
+    };
+    let fresh = |secret| S3Backend::new(&server, secret);
+
+    core::roundtrip_sizes(&fresh(false));
+    core::roundtrip_large(&fresh(false), 100 << 20);
+    core::dedup(&fresh(false));
+    core::blueprint_shapes(&fresh(false));
+    core::blueprint_shapes(&fresh(true));
+    core::delete_by_path_components(&fresh(true));
+    let b = fresh(false);
+    common::ok(&common::kando(
+        &[
+            "location",
+            "push",
+            "--profile",
+            &b.profile(),
+            "--path",
+            "seed",
+            "-",
+        ],
+        b"seed",
+    ));
+    core::bad_input_writes_nothing(&b);
+    // Objects land under bucket/prefix/kando-repo/.
+    let root = b.repo_root();
+    assert!(
+        b.object_keys().iter().all(|k| k.starts_with(&root)),
+        "{:?}",
+        b.object_keys()
+    );
+
+    gc::delete_all_leaves_only_config(&fresh(false));
+    gc::delete_shared_keeps_the_other(&fresh(false));
+    gc::racing_init_agrees(&fresh(false));
+    gc::delete_defers_while_in_use(&fresh(false));
+    gc::killed_pushes_leave_nothing(&fresh(false), 8);
+    gc::race_push_delete(&fresh(false), 12);
+}
+
+#[test]
+fn core_suite_on_rgw() {
+    suite("rgw");
+}
+
+#[test]
+fn core_suite_on_s3s_fs() {
+    suite("s3s-fs");
+}
+
+#[test]
+fn core_suite_on_moto() {
+    suite("moto");
+}
