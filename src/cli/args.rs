@@ -13,6 +13,19 @@ pub struct Cli {
     #[arg(short = 'v', long = "verbosity", global = true, default_value = "warn")]
     pub verbosity: String,
 
+    /// No progress lines or bar (errors and the final summary still go to stderr).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
+
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(
+        long = "progress-interval",
+        global = true,
+        default_value_t = 10.0,
+        env = "KANDO_PROGRESS_INTERVAL"
+    )]
+    pub progress_interval: f64,
+
     /// Print version information as JSON.
     #[arg(long = "version")]
     pub version: bool,

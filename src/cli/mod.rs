@@ -3,6 +3,7 @@
 
 mod args;
 mod open;
+mod progress;
 mod run;
 mod s3;
 

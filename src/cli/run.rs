@@ -5,13 +5,15 @@ use std::io::{IsTerminal, Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::runtime::Runtime;
 
 use super::args::{Cli, Command, Endpoint, LocationArgs, LocationCommand, PushTuning, RepoCommand};
 use super::open::open_storage;
+use super::progress::{ProgressConfig, Reporter, Sample};
 use crate::commands::delete::{self, Selection};
 use crate::commands::gc::{self, GcOptions, GcReport};
 use crate::commands::list;
@@ -37,7 +39,15 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match command {
         Command::Output { key, value } => print_stdout(&phase_output_line(&key, &value)?),
-        Command::Location { command } => location(command),
+        Command::Location { command } => location(
+            command,
+            ProgressConfig {
+                quiet: cli.quiet,
+                interval: std::time::Duration::from_secs_f64(
+                    cli.progress_interval.clamp(0.05, 86_400.0),
+                ),
+            },
+        ),
         Command::Repo { command } => repo(command),
     }
 }
@@ -117,20 +127,26 @@ impl Target {
     }
 }
 
-fn location(command: LocationCommand) -> Result<()> {
+fn location(command: LocationCommand, progress: ProgressConfig) -> Result<()> {
     match command {
         LocationCommand::Push {
             source,
             location,
             output_name,
             tuning,
-        } => push_cmd(&source, &location, &output_name, &tuning),
+        } => push_cmd(&source, &location, &output_name, &tuning, progress),
         LocationCommand::Pull {
             target,
             location,
             kopia_snapshot,
             reads,
-        } => pull_cmd(&target, &location, kopia_snapshot.as_deref(), reads),
+        } => pull_cmd(
+            &target,
+            &location,
+            kopia_snapshot.as_deref(),
+            reads,
+            progress,
+        ),
         LocationCommand::Delete {
             extra: _,
             location,
@@ -144,6 +160,7 @@ fn push_cmd(
     args: &LocationArgs,
     output_name: &str,
     tuning: &PushTuning,
+    progress: ProgressConfig,
 ) -> Result<()> {
     validate_key(output_name).context("--output-name")?;
     let target = Target::new(args)?;
@@ -168,8 +185,15 @@ fn push_cmd(
         zstd_level: tuning.compression_level,
         ..PushOptions::default()
     };
-    let counters = PushCounters::default();
+    let counters = Arc::new(PushCounters::default());
     let lock = target.shared_lock(&repo, "push")?;
+    let reporter = {
+        let c = counters.clone();
+        Reporter::start("push", progress, None, move || Sample {
+            bytes: c.read.load(Ordering::Relaxed),
+            new_bytes: Some(c.new_raw.load(Ordering::Relaxed)),
+        })
+    };
     let outcome = push::push(
         target.rt.handle(),
         &repo,
@@ -179,6 +203,7 @@ fn push_cmd(
         &counters,
         &|| lock.ensure_fresh(),
     );
+    reporter.finish();
     target.rt.block_on(lock.release());
     let outcome = outcome?;
     let secs = outcome.duration.as_secs_f64().max(1e-9);
@@ -204,12 +229,13 @@ fn pull_cmd(
     args: &LocationArgs,
     snapshot: Option<&str>,
     reads: usize,
+    progress: ProgressConfig,
 ) -> Result<()> {
     let target = Target::new(args)?;
     let snapshot_id = snapshot.map(parse_snapshot_arg).transpose()?;
     let repo = target.open(false)?;
     let lock = target.shared_lock(&repo, "pull")?;
-    let result = pull_locked(&target, &repo, snapshot_id, target_arg, reads);
+    let result = pull_locked(&target, &repo, snapshot_id, target_arg, reads, progress);
     target.rt.block_on(lock.release());
     result
 }
@@ -220,6 +246,7 @@ fn pull_locked(
     snapshot_id: Option<String>,
     target_arg: &str,
     reads: usize,
+    progress: ProgressConfig,
 ) -> Result<()> {
     let id = match snapshot_id {
         Some(id) => id,
@@ -239,20 +266,43 @@ fn pull_locked(
         reads: reads.max(1),
         ..PullOptions::default()
     };
-    let written = AtomicU64::new(0);
+    let written = Arc::new(AtomicU64::new(0));
+    let reporter = {
+        let w = written.clone();
+        Reporter::start("pull", progress, Some(manifest.logical_size), move || {
+            Sample {
+                bytes: w.load(Ordering::Relaxed),
+                new_bytes: None,
+            }
+        })
+    };
     let handle = target.rt.handle();
-    match Endpoint::parse(target_arg) {
+    let outcome = match Endpoint::parse(target_arg) {
         Endpoint::Std => {
             // Unbuffered fd 1: chunks are large, and Stdout's line buffering only adds copies.
             let mut out = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-            pull::pull(handle, repo, &id, &manifest, &mut *out, &opts, &written)?;
+            pull::pull(handle, repo, &id, &manifest, &mut *out, &opts, &written)
         }
         Endpoint::File(path) => {
+            let mut outcome = None;
             write_atomically(&path, |file| {
-                pull::pull(handle, repo, &id, &manifest, file, &opts, &written).map(|_| ())
-            })?;
+                outcome = Some(pull::pull(
+                    handle, repo, &id, &manifest, file, &opts, &written,
+                )?);
+                Ok(())
+            })
+            .map(|()| outcome.expect("set on success"))
         }
-    }
+    };
+    reporter.finish();
+    let outcome = outcome?;
+    let secs = outcome.duration.as_secs_f64().max(1e-9);
+    eprintln!(
+        "kando: pulled {} in {:.1} s ({}/s), verified, snapshot {id}",
+        human_bytes(outcome.bytes),
+        secs,
+        human_bytes((outcome.bytes as f64 / secs) as u64)
+    );
     Ok(())
 }
 
@@ -402,7 +452,7 @@ fn repo(command: RepoCommand) -> Result<()> {
 }
 
 /// Bytes in binary units for humans.
-fn human_bytes(n: u64) -> String {
+pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;
