@@ -64,8 +64,16 @@ pub enum Command {
 pub enum LocationCommand {
     /// Store a stream (`-`) or a file as a new snapshot.
     Push {
-        /// `-` for standard input, else a file path.
-        source: String,
+        /// `-` for standard input, else a file path. Not with --from-command.
+        #[arg(
+            required_unless_present = "from_command",
+            conflicts_with = "from_command"
+        )]
+        source: Option<String>,
+        /// Run this command with `sh -c`, push its standard output, and commit the snapshot
+        /// only if it exits 0 (a failed dump is never recorded as a backup).
+        #[arg(long = "from-command")]
+        from_command: Option<String>,
         /// Common location flags.
         #[command(flatten)]
         location: LocationArgs,
@@ -107,6 +115,19 @@ pub enum LocationCommand {
 /// `kando repo …`.
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
+    /// Check that snapshots restore: structure always; every chunk's data with --read-data
+    /// or when one snapshot is named.
+    Verify {
+        /// Common location flags (--path selects the snapshots at and below it).
+        #[command(flatten)]
+        location: LocationArgs,
+        /// Verify only this snapshot (the JSON push emitted, or its id).
+        #[arg(short = 'k', long = "kopia-snapshot")]
+        kopia_snapshot: Option<String>,
+        /// Download and check every chunk of every selected snapshot.
+        #[arg(long = "read-data")]
+        read_data: bool,
+    },
     /// Reclaim the space of deleted snapshots (waits for running pushes and pulls).
     Gc {
         /// Common location flags.

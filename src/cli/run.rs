@@ -19,6 +19,7 @@ use crate::commands::gc::{self, GcOptions, GcReport};
 use crate::commands::list;
 use crate::commands::pull::{self, PullOptions};
 use crate::commands::push::{self, PushCounters, PushOptions};
+use crate::commands::verify;
 use crate::compat::output::{phase_output_line, snapshot_json, validate_key};
 use crate::compat::profile::Profile;
 use crate::compat::snapshot_arg::parse_snapshot_arg;
@@ -131,10 +132,18 @@ fn location(command: LocationCommand, progress: ProgressConfig) -> Result<()> {
     match command {
         LocationCommand::Push {
             source,
+            from_command,
             location,
             output_name,
             tuning,
-        } => push_cmd(&source, &location, &output_name, &tuning, progress),
+        } => {
+            let source = match (source, from_command) {
+                (_, Some(cmd)) => Source::Command(cmd),
+                (Some(s), None) => Source::Path(s),
+                (None, None) => bail!("push needs a source (`-` or a file) or --from-command"),
+            };
+            push_cmd(source, &location, &output_name, &tuning, progress)
+        }
         LocationCommand::Pull {
             target,
             location,
@@ -155,8 +164,40 @@ fn location(command: LocationCommand, progress: ProgressConfig) -> Result<()> {
     }
 }
 
+/// Where push reads from.
+enum Source {
+    /// `-` or a file path.
+    Path(String),
+    /// A producer command run with `sh -c`.
+    Command(String),
+}
+
+/// Starts the producer of `--from-command`; its stdout is the push's input.
+fn spawn_producer(cmd: &str) -> Result<(std::process::Child, Box<dyn Read + Send>)> {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run --from-command {cmd:?}"))?;
+    let out = child.stdout.take().expect("stdout was piped");
+    Ok((child, Box::new(out)))
+}
+
+/// Waits for the producer; anything but exit 0 is an error that stops the commit.
+fn producer_succeeded(child: &mut std::process::Child) -> Result<()> {
+    let status = child
+        .wait()
+        .context("cannot wait for the --from-command process")?;
+    if !status.success() {
+        bail!("the --from-command producer failed ({status}); no snapshot was committed");
+    }
+    Ok(())
+}
+
 fn push_cmd(
-    source: &str,
+    source: Source,
     args: &LocationArgs,
     output_name: &str,
     tuning: &PushTuning,
@@ -164,19 +205,28 @@ fn push_cmd(
 ) -> Result<()> {
     validate_key(output_name).context("--output-name")?;
     let target = Target::new(args)?;
-    let input: Box<dyn Read + Send> = match Endpoint::parse(source) {
-        Endpoint::Std => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                bail!("standard input is a terminal; pipe the data into kando (… | kando location push -) or give a file path");
+    let mut producer = None;
+    let input: Box<dyn Read + Send> = match &source {
+        Source::Command(cmd) => {
+            let (child, out) = spawn_producer(cmd)?;
+            producer = Some(child);
+            out
+        }
+        Source::Path(p) => match Endpoint::parse(p) {
+            Endpoint::Std => {
+                let stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    bail!("standard input is a terminal; pipe the data into kando (… | kando location push -) or give a file path");
+                }
+                // Read the raw descriptor: stdin's own buffering only adds a copy.
+                Box::new(ManuallyDrop::new(unsafe { File::from_raw_fd(0) }).try_clone()?)
             }
-            // Read the raw descriptor: stdin's own buffering only adds a copy.
-            Box::new(ManuallyDrop::new(unsafe { File::from_raw_fd(0) }).try_clone()?)
-        }
-        Endpoint::File(path) => {
-            Box::new(File::open(&path).with_context(|| format!("cannot open {}", path.display()))?)
-        }
+            Endpoint::File(path) => Box::new(
+                File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+        },
     };
+    let producer = std::sync::Mutex::new(producer);
     let repo = target.open(true)?;
     let opts = PushOptions {
         jobs: tuning.jobs.unwrap_or_else(push::default_jobs),
@@ -201,9 +251,19 @@ fn push_cmd(
         &target.path,
         &opts,
         &counters,
-        &|| lock.ensure_fresh(),
+        &|| {
+            if let Some(child) = producer.lock().unwrap().as_mut() {
+                producer_succeeded(child)?;
+            }
+            lock.ensure_fresh()
+        },
     );
     reporter.finish();
+    if let Some(mut child) = producer.into_inner().unwrap() {
+        // A failed push must not leave the producer running (or blocked on a full pipe).
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     target.rt.block_on(lock.release());
     let outcome = outcome?;
     let secs = outcome.duration.as_secs_f64().max(1e-9);
@@ -405,6 +465,58 @@ fn gc_summary(r: &GcReport) -> String {
 
 fn repo(command: RepoCommand) -> Result<()> {
     match command {
+        RepoCommand::Verify {
+            location,
+            kopia_snapshot,
+            read_data,
+        } => {
+            let target = Target::new(&location)?;
+            let snapshot = kopia_snapshot
+                .as_deref()
+                .map(parse_snapshot_arg)
+                .transpose()?;
+            let repo = target.open(false)?;
+            let lock = target.shared_lock(&repo, "verify")?;
+            let result = (|| {
+                let refs = target.rt.block_on(repo.list_refs(&target.path))?;
+                let refs: Vec<_> = match &snapshot {
+                    Some(id) => {
+                        let r: Vec<_> = target
+                            .rt
+                            .block_on(repo.list_refs(""))?
+                            .into_iter()
+                            .filter(|r| &r.id == id)
+                            .collect();
+                        if r.is_empty() {
+                            bail!("snapshot {id} not found in {}", repo.storage().describe());
+                        }
+                        r
+                    }
+                    None => refs,
+                };
+                let read = read_data || snapshot.is_some();
+                verify::verify(target.rt.handle(), &repo, &refs, read)
+            })();
+            target.rt.block_on(lock.release());
+            let report = result?;
+            for p in &report.problems {
+                eprintln!("kando: problem: {p}");
+            }
+            if !report.problems.is_empty() {
+                bail!(
+                    "verify found {} problem(s) in {} snapshot(s) (listed above)",
+                    report.problems.len(),
+                    report.snapshots
+                );
+            }
+            eprintln!(
+                "kando: verified {} snapshot(s), {} chunk references, {} of data read back intact",
+                report.snapshots,
+                report.chunks,
+                human_bytes(report.bytes_verified)
+            );
+            Ok(())
+        }
         RepoCommand::Gc {
             location,
             repack_dead_pct,

@@ -6,3 +6,4 @@ pub mod gc;
 pub mod list;
 pub mod pull;
 pub mod push;
+pub mod verify;

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 /// Largest profile accepted, in bytes: real ones are a few hundred.
-pub const MAX_PROFILE_LEN: usize = 1024 * 1024;
+pub const MAX_PROFILE_LEN: usize = 64 * 1024;
 
 /// Where the repository lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
