@@ -182,10 +182,7 @@ fn a_flipped_byte_in_a_pack_is_caught() {
             "{stderr}"
         );
     }
-    assert_eq!(
-        files_under(&repo_dir(&b), "packs").len() >= before.len(),
-        true
-    );
+    assert!(files_under(&repo_dir(&b), "packs").len() >= before.len());
 }
 
 #[test]
