@@ -32,6 +32,13 @@ pub fn parse_snapshot_arg(arg: &str) -> Result<String> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(s in ".{0,200}") {
+            let _ = parse_snapshot_arg(&s);
+        }
+    }
+
     #[test]
     fn accepts_json_and_bare_ids() {
         let id = "0123456789abcdef0123456789abcdef";

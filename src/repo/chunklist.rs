@@ -283,6 +283,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn garbage_blocks_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = decode_block(&bytes);
+            let mut with_magic = BLOCK_MAGIC.to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = decode_block(&with_magic);
+        }
+    }
+
     #[test]
     fn damaged_blocks_are_errors() {
         assert!(decode_block(b"").is_err());

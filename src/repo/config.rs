@@ -118,6 +118,13 @@ impl Config {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(s in ".{0,300}") {
+            let _ = Config::decode(s.as_bytes());
+        }
+    }
+
     #[test]
     fn roundtrip_and_rejections() {
         let c = Config::new(ChunkerParams::default());
