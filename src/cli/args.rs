@@ -95,7 +95,7 @@ pub enum LocationCommand {
         #[arg(short = 'k', long = "kopia-snapshot")]
         kopia_snapshot: Option<String>,
         /// Ranged reads in flight.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 6)]
         reads: usize,
     },
     /// Delete a snapshot (--kopia-snapshot) or every snapshot at --path and below it.

@@ -29,15 +29,16 @@ use crate::repo::{pack_key, Repository};
 pub struct PullOptions {
     /// Ranged reads in flight.
     pub reads: usize,
-    /// Adjacent chunks of one pack are fetched in one read up to this many bytes.
+    /// Adjacent chunks of one pack are fetched in one read while both the stored bytes and
+    /// the decoded bytes stay under this. Memory is about `reads` × 2 × this.
     pub read_span: u64,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
-            reads: 8,
-            read_span: 8 * 1024 * 1024,
+            reads: 6,
+            read_span: 4 * 1024 * 1024,
         }
     }
 }
@@ -55,6 +56,7 @@ pub struct PullOutcome {
 struct ReadJob {
     pack: Id,
     range: Range<u64>,
+    raw_len: u64,
     entries: Vec<PackEntry>,
 }
 
@@ -72,7 +74,7 @@ pub fn pull(
     let index = rt.block_on(repo.load_index())?;
     let index = &index;
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<ReadJob>(opts.reads * 2);
-    let (data_tx, data_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.reads);
+    let (data_tx, data_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(2);
 
     let (planned, fetched, wrote) = std::thread::scope(|s| {
         let planner = s.spawn(move || plan_reads(rt, repo, id, manifest, index, opts, job_tx));
@@ -187,9 +189,11 @@ fn plan_reads(
             Some(job)
                 if job.pack == loc.pack
                     && job.range.end == start
-                    && end - job.range.start <= opts.read_span =>
+                    && end - job.range.start <= opts.read_span
+                    && job.raw_len + e.raw_len as u64 <= opts.read_span =>
             {
                 job.range.end = end;
+                job.raw_len += e.raw_len as u64;
                 job.entries.push(e);
             }
             _ => {
@@ -199,6 +203,7 @@ fn plan_reads(
                 current = Some(ReadJob {
                     pack: loc.pack,
                     range: start..end,
+                    raw_len: e.raw_len as u64,
                     entries: vec![e],
                 });
             }
