@@ -180,9 +180,10 @@ pub struct PushTuning {
     /// Threads hashing and compressing (default: one per core).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Packs uploaded at once.
-    #[arg(long, default_value_t = 4)]
-    pub uploads: usize,
+    /// Packs uploaded at once (default: 4 to S3, 2 to a local directory, where more only
+    /// raises peak memory).
+    #[arg(long)]
+    pub uploads: Option<usize>,
     /// Pack size in MiB.
     #[arg(long = "pack-size-mib", default_value_t = 8)]
     pub pack_size_mib: usize,

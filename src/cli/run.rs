@@ -230,7 +230,13 @@ fn push_cmd(
     let repo = target.open(true)?;
     let opts = PushOptions {
         jobs: tuning.jobs.unwrap_or_else(push::default_jobs),
-        uploads: tuning.uploads,
+        uploads: tuning.uploads.unwrap_or(
+            if target.profile.location.kind == crate::compat::profile::LocationType::Local {
+                2
+            } else {
+                4
+            },
+        ),
         pack_size: tuning.pack_size_mib.clamp(1, 512) * 1024 * 1024,
         zstd_level: tuning.compression_level,
         ..PushOptions::default()
