@@ -103,6 +103,11 @@ impl Target {
         })
     }
 
+    /// True for the local-directory backend (tuning defaults differ from S3's).
+    fn is_local(&self) -> bool {
+        self.profile.location.kind == crate::compat::profile::LocationType::Local
+    }
+
     /// A shared lock for a push or pull (waits for a running gc).
     fn shared_lock(&self, repo: &Repository, purpose: &str) -> Result<HeldLock> {
         self.rt
@@ -230,13 +235,9 @@ fn push_cmd(
     let repo = target.open(true)?;
     let opts = PushOptions {
         jobs: tuning.jobs.unwrap_or_else(push::default_jobs),
-        uploads: tuning.uploads.unwrap_or(
-            if target.profile.location.kind == crate::compat::profile::LocationType::Local {
-                2
-            } else {
-                4
-            },
-        ),
+        uploads: tuning
+            .uploads
+            .unwrap_or(if target.is_local() { 2 } else { 4 }),
         pack_size: tuning.pack_size_mib.clamp(1, 512) * 1024 * 1024,
         zstd_level: tuning.compression_level,
         ..PushOptions::default()
@@ -294,10 +295,11 @@ fn pull_cmd(
     target_arg: &str,
     args: &LocationArgs,
     snapshot: Option<&str>,
-    reads: usize,
+    reads: Option<usize>,
     progress: ProgressConfig,
 ) -> Result<()> {
     let target = Target::new(args)?;
+    let reads = reads.unwrap_or(if target.is_local() { 6 } else { 12 });
     let snapshot_id = snapshot.map(parse_snapshot_arg).transpose()?;
     let repo = target.open(false)?;
     let lock = target.shared_lock(&repo, "pull")?;
