@@ -422,11 +422,12 @@ fn examples_dir() -> PathBuf {
 }
 
 /// Stand-ins for the database tools: dumps print `$EXAMPLE_DUMP`, restores write their
-/// input to `$EXAMPLE_RESTORED`. Each logs its arguments to `$EXAMPLE_CALLS`.
+/// input to `$EXAMPLE_RESTORED`. Each logs its arguments (and `PGPASSWORD`) to
+/// `$EXAMPLE_CALLS`.
 fn write_tools(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let dump = "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$EXAMPLE_CALLS\"\nexec cat \"$EXAMPLE_DUMP\"\n";
-    let restore = "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$EXAMPLE_CALLS\"\nexec cat > \"$EXAMPLE_RESTORED\"\n";
+    let dump = "#!/bin/sh\necho \"$(basename \"$0\") $* ${PGPASSWORD:+PGPASSWORD=$PGPASSWORD}\" >> \"$EXAMPLE_CALLS\"\nexec cat \"$EXAMPLE_DUMP\"\n";
+    let restore = "#!/bin/sh\necho \"$(basename \"$0\") $* ${PGPASSWORD:+PGPASSWORD=$PGPASSWORD}\" >> \"$EXAMPLE_CALLS\"\nexec cat > \"$EXAMPLE_RESTORED\"\n";
     for (name, body) in [
         ("mongodump", dump),
         ("pg_dumpall", dump),
@@ -616,6 +617,10 @@ fn lifecycle(file: &str, seed: u64) {
 
     let (a1, stored1) = ex.backup("2026-11-24T02-00-00", &first);
     let (a2, stored2) = ex.backup("2026-11-25T02-00-00", &second);
+    eprintln!(
+        "{file}: dump {} bytes; first backup stored {stored1} bytes, second {stored2}",
+        first.len()
+    );
     assert!(
         stored2 * 4 < stored1,
         "{file}: the second backup should deduplicate: first stored {stored1} bytes, second {stored2}"
