@@ -13,7 +13,7 @@ fn main() {
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }

@@ -122,6 +122,7 @@ pub async fn gc(repo: &Repository, opts: &GcOptions) -> Result<GcReport> {
 
     // 2. Classify packs and copy live blobs out of mostly-dead ones.
     let mut doomed: Vec<Id> = Vec::new();
+    let mut rewritten: HashSet<Id> = HashSet::new();
     let mut new_segment = IndexSegment::default();
     let mut builder = PackBuilder::with_capacity(opts.pack_size);
     let mut new_bytes = 0u64;
@@ -167,7 +168,7 @@ pub async fn gc(repo: &Repository, opts: &GcOptions) -> Result<GcReport> {
                 }
             }
             doomed.push(pack);
-            report.packs_rewritten += 1;
+            rewritten.insert(pack);
         } else {
             new_segment.packs.push((pack, entries));
         }
@@ -175,6 +176,12 @@ pub async fn gc(repo: &Repository, opts: &GcOptions) -> Result<GcReport> {
     if !builder.is_empty() {
         new_bytes += flush_pack(repo, builder, &mut new_segment).await?;
     }
+    // A pack this run wrote may carry the name of a doomed one: an earlier gc that died
+    // before its index left that pack unindexed, and copying the same blobs in the same
+    // order rebuilt it byte for byte. Whatever the new index references must stay.
+    let referenced: HashSet<Id> = new_segment.packs.iter().map(|(p, _)| *p).collect();
+    doomed.retain(|p| !referenced.contains(p));
+    report.packs_rewritten = doomed.iter().filter(|p| rewritten.contains(p)).count();
     report.packs_deleted = doomed.len() - report.packs_rewritten;
 
     // 3. The merged index, unless it would be what is already there.
