@@ -131,12 +131,13 @@ pub fn push(
     let jobs = opts.jobs.max(1);
 
     let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(jobs * 2);
-    let (order_tx, order_rx) = unbounded::<(u64, Id, bool)>();
+    // Workers hand each chunk's buffer on to the assembler, which hashes the stream in
+    // order: the serial chunker thread then only runs FastCDC.
+    let (order_tx, order_rx) = bounded::<(u64, Id, bool, Vec<u8>)>(jobs * 2);
     let (blob_tx, blob_rx) = bounded::<StoredBlob>(jobs * 2);
 
     let (chunked, workers, assembled, packed) = std::thread::scope(|s| {
-        let chunker = s.spawn(move || -> Result<(u64, Id)> {
-            let mut hasher = blake3::Hasher::new();
+        let chunker = s.spawn(move || -> Result<u64> {
             let mut total = 0u64;
             let cdc = StreamCDC::with_level(
                 input,
@@ -147,12 +148,11 @@ pub fn push(
             );
             for (seq, chunk) in cdc.enumerate() {
                 let chunk = chunk.map_err(|e| anyhow!("cannot read the input: {e}"))?;
-                hasher.update(&chunk.data);
                 total += chunk.data.len() as u64;
                 counters.read.store(total, Ordering::Relaxed);
                 send(&work_tx, (seq as u64, chunk.data))?;
             }
-            Ok((total, Id(*hasher.finalize().as_bytes())))
+            Ok(total)
         });
 
         let workers: Vec<_> = (0..jobs)
@@ -179,7 +179,7 @@ pub fn push(
                                 },
                             )?;
                         }
-                        send(&order_tx, (seq, id, is_new))?;
+                        send(&order_tx, (seq, id, is_new, data))?;
                     }
                     Ok(())
                 })
@@ -190,7 +190,8 @@ pub fn push(
         let assembler_blob_tx = blob_tx.clone();
         let known_ref = &known;
         let assembler = s.spawn(
-            move || -> Result<(crate::repo::chunklist::ChunkTree, u64, u64)> {
+            move || -> Result<(crate::repo::chunklist::ChunkTree, u64, u64, Id)> {
+                let mut hasher = blake3::Hasher::new();
                 let mut writer = ChunkListWriter::default();
                 let mut emit = |id: Id, block: Vec<u8>| -> Result<()> {
                     if known_ref.lock().unwrap().insert(id) {
@@ -210,10 +211,11 @@ pub fn push(
                 };
                 let mut pending = BTreeMap::new();
                 let (mut next, mut new_chunks) = (0u64, 0u64);
-                for (seq, id, is_new) in order_rx {
-                    pending.insert(seq, id);
+                for (seq, id, is_new, data) in order_rx {
+                    pending.insert(seq, (id, data));
                     new_chunks += is_new as u64;
-                    while let Some(id) = pending.remove(&next) {
+                    while let Some((id, data)) = pending.remove(&next) {
+                        hasher.update(&data);
                         writer.push(id, &mut emit)?;
                         next += 1;
                     }
@@ -222,7 +224,8 @@ pub fn push(
                     return Err(anyhow!(Stopped));
                 }
                 let count = writer.count();
-                Ok((writer.finish(&mut emit)?, count, new_chunks))
+                let stream_hash = Id(*hasher.finalize().as_bytes());
+                Ok((writer.finish(&mut emit)?, count, new_chunks, stream_hash))
             },
         );
         drop(blob_tx);
@@ -255,7 +258,7 @@ pub fn push(
     if let Some(e) = errors.pop() {
         return Err(e);
     }
-    let (Ok(stored_size), Ok((tree, chunk_count, new_chunks)), Ok((logical_size, stream_hash))) =
+    let (Ok(stored_size), Ok((tree, chunk_count, new_chunks, stream_hash)), Ok(logical_size)) =
         (packed, assembled, chunked)
     else {
         unreachable!("every error was returned above")
