@@ -177,6 +177,19 @@ enum Source {
     Command(String),
 }
 
+/// Grows the pipe behind `fd` (if it is one) to 1 MiB, the unprivileged maximum. With the
+/// default 64 KiB the producer and kando wake each other every 64 KiB: a re-push of a
+/// known 658 MB dump took 1.6 s through `cat |` and 0.6 s from a file.
+fn enlarge_pipe(fd: std::os::fd::RawFd) {
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO {
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+        }
+    }
+}
+
 /// Starts the producer of `--from-command`; its stdout is the push's input.
 fn spawn_producer(cmd: &str) -> Result<(std::process::Child, Box<dyn Read + Send>)> {
     let mut child = std::process::Command::new("sh")
@@ -187,6 +200,7 @@ fn spawn_producer(cmd: &str) -> Result<(std::process::Child, Box<dyn Read + Send
         .spawn()
         .with_context(|| format!("cannot run --from-command {cmd:?}"))?;
     let out = child.stdout.take().expect("stdout was piped");
+    enlarge_pipe(std::os::fd::AsRawFd::as_raw_fd(&out));
     Ok((child, Box::new(out)))
 }
 
@@ -223,6 +237,7 @@ fn push_cmd(
                 if stdin.is_terminal() {
                     bail!("standard input is a terminal; pipe the data into kando (… | kando location push -) or give a file path");
                 }
+                enlarge_pipe(0);
                 // Read the raw descriptor: stdin's own buffering only adds a copy.
                 Box::new(ManuallyDrop::new(unsafe { File::from_raw_fd(0) }).try_clone()?)
             }
