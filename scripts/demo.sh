@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release
-KANDO=target/release/kando
+KANDO=${CARGO_TARGET_DIR:-target}/release/kando
 WORK=$(mktemp -d /tmp/kando-demo.XXXXXX)
 PROFILE="{\"Location\":{\"type\":\"local\",\"path\":\"$WORK/repo\"}}"
 
