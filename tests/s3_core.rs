@@ -45,8 +45,8 @@ fn suite(kind: &str) {
     gc::delete_shared_keeps_the_other(&fresh(false));
     gc::racing_init_agrees(&fresh(false));
     gc::delete_defers_while_in_use(&fresh(false));
-    gc::killed_pushes_leave_nothing(&fresh(false), 8);
-    gc::race_push_delete(&fresh(false), 12);
+    gc::killed_pushes_leave_nothing(&fresh(false), 20);
+    gc::race_push_delete(&fresh(false), 34);
 }
 
 #[test]
@@ -62,4 +62,90 @@ fn core_suite_on_s3s_fs() {
 #[test]
 fn core_suite_on_moto() {
     suite("moto");
+}
+
+/// Wrong credentials, a missing bucket and an unreachable endpoint, through the binary:
+/// exit 69 with one line for push, pull and delete, and nothing written.
+#[test]
+fn s3_errors_through_the_binary() {
+    let Some(server) = start_selected("s3s-fs") else {
+        return;
+    };
+    let b = S3Backend::new(&server, false);
+    let good = b.profile();
+    common::ok(&common::kando(
+        &[
+            "location",
+            "push",
+            "--profile",
+            &good,
+            "--path",
+            "seed",
+            "-",
+        ],
+        b"seed",
+    ));
+    let before = b.object_keys();
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (
+            good.replace(&server.secret_key, "wrong-secret"),
+            "credentials",
+        ),
+        (
+            good.replace("\"bucket\":\"", "\"bucket\":\"missing-"),
+            "does not exist",
+        ),
+        (
+            good.replace(&server.endpoint, &format!("http://127.0.0.1:{closed}")),
+            "cannot reach",
+        ),
+    ];
+    for (profile, expect) in &cases {
+        for args in [
+            vec![
+                "location",
+                "push",
+                "--profile",
+                profile.as_str(),
+                "--path",
+                "p",
+                "-",
+            ],
+            vec![
+                "location",
+                "pull",
+                "--profile",
+                profile.as_str(),
+                "--path",
+                "seed",
+                "-",
+            ],
+            vec![
+                "location",
+                "delete",
+                "--profile",
+                profile.as_str(),
+                "--path",
+                "seed",
+            ],
+        ] {
+            let line = common::fails_69(&common::kando(&args, b"data"));
+            assert!(line.contains(expect), "{expect}: {line}");
+            assert!(
+                !line.contains(&server.secret_key),
+                "secret in the error: {line}"
+            );
+        }
+    }
+    assert_eq!(
+        b.object_keys(),
+        before,
+        "a failed command wrote to the bucket"
+    );
 }

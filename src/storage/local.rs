@@ -42,27 +42,28 @@ fn remove_dead_temps(
     older_than: std::time::Duration,
     removed: &mut usize,
 ) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(entries) = read_dir_if_exists(dir)? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
-        let ft = entry.file_type()?;
+        let Ok(ft) = entry.file_type() else { continue };
         let name = entry.file_name().to_string_lossy().into_owned();
         if ft.is_dir() {
             remove_dead_temps(&entry.path(), host, older_than, removed)?;
         } else if name.starts_with(TEMP_PREFIX) {
-            let old = entry
-                .metadata()?
+            let Ok(meta) = entry.metadata() else { continue };
+            let old = meta
                 .modified()
                 .ok()
                 .and_then(|m| m.elapsed().ok())
                 .is_some_and(|age| age > older_than);
             if old || writer_is_dead(&name, host) {
-                std::fs::remove_file(entry.path())?;
-                *removed += 1;
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => *removed += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -138,11 +139,18 @@ fn io_err(op: &str, key: &str, e: std::io::Error) -> StorageError {
     }
 }
 
+/// `read_dir`, with a missing directory meaning "no entries".
+fn read_dir_if_exists(dir: &Path) -> std::io::Result<Option<std::fs::ReadDir>> {
+    match std::fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectMeta>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(entries) = read_dir_if_exists(dir)? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
@@ -156,13 +164,18 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectMeta>) -> std::io::Result<()>
         } else {
             format!("{rel}/{name}")
         };
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
+        // An object deleted while we list (a released lock, say) is simply not listed.
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
             walk(&entry.path(), &key, out)?;
-        } else if ft.is_file() {
+        } else if meta.is_file() {
             out.push(ObjectMeta {
                 key,
-                size: entry.metadata()?.len(),
+                size: meta.len(),
             });
         }
     }
