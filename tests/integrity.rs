@@ -29,38 +29,11 @@ fn files_under(dir: &Path, sub: &str) -> Vec<PathBuf> {
 }
 
 fn push(b: &LocalBackend, path: &str, data: &[u8]) -> String {
-    let out = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            path,
-            "-",
-        ],
-        data,
-    );
-    ok(&out);
-    snapshot_of(&out, "kandoOutput")["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::push_id(&b.profile(), path, data)
 }
 
 fn pull(b: &LocalBackend, id: &str) -> std::process::Output {
-    kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &b.profile(),
-            "--kopia-snapshot",
-            id,
-            "-",
-        ],
-        b"",
-    )
+    common::pull_id(&b.profile(), id)
 }
 
 fn verify(b: &LocalBackend) -> std::process::Output {

@@ -6,41 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use super::*;
-
-fn push(profile: &str, path: &str, data: &[u8]) -> String {
-    let out = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            profile,
-            "--path",
-            path,
-            "-",
-        ],
-        data,
-    );
-    ok(&out);
-    snapshot_of(&out, "kandoOutput")["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn pull_id(profile: &str, id: &str) -> Output {
-    kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            profile,
-            "--kopia-snapshot",
-            id,
-            "-",
-        ],
-        b"",
-    )
-}
+use super::{pull_id, push_id as push};
 
 fn repo_objects(b: &dyn Backend) -> Vec<String> {
     let mut keys: Vec<String> = b

@@ -179,6 +179,43 @@ pub fn snapshot_of(out: &Output, key: &str) -> serde_json::Value {
     serde_json::from_str(value).expect("snapshot JSON")
 }
 
+/// Pushes `data` to `path` and returns the new snapshot's id.
+pub fn push_id(profile: &str, path: &str, data: &[u8]) -> String {
+    let out = kando(
+        &[
+            "location",
+            "push",
+            "--profile",
+            profile,
+            "--path",
+            path,
+            "-",
+        ],
+        data,
+    );
+    ok(&out);
+    snapshot_of(&out, "kandoOutput")["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Pulls snapshot `id` to stdout.
+pub fn pull_id(profile: &str, id: &str) -> Output {
+    kando(
+        &[
+            "location",
+            "pull",
+            "--profile",
+            profile,
+            "--kopia-snapshot",
+            id,
+            "-",
+        ],
+        b"",
+    )
+}
+
 /// Deterministic incompressible bytes.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
