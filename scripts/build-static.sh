@@ -26,27 +26,8 @@ target="$arch-unknown-linux-musl"
 
 log() { echo "build-static: $*" >&2; }
 
-# Runs a command as root (sudo when we are not root and it is there).
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo -n "$@"
-  else log "need root for: $*"; return 1; fi
-}
-
-# Installs the Debian packages that are missing; refreshes the package lists only when the
-# first attempt fails (a fresh container has none).
-apt_ensure() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2 ||
-    { as_root apt-get update -q </dev/null >&2 &&
-      as_root apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2; }
-}
+# shellcheck source=scripts/apt-ensure.sh
+. scripts/apt-ensure.sh
 
 # The rustup target for the toolchain that builds this directory.
 if ! rustup target list --installed | grep -qx "$target"; then

@@ -16,20 +16,8 @@ archs=("$@")
 log() { echo "test-static: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
-apt_ensure() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "apt-get install ${missing[*]}"
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2 ||
-    { "${sudo[@]}" apt-get update -q </dev/null >&2 &&
-      "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2; }
-}
+# shellcheck source=scripts/apt-ensure.sh
+. scripts/apt-ensure.sh
 
 apt_ensure file binutils
 for a in "${archs[@]}"; do
