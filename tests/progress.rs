@@ -4,14 +4,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::{kando_bin, random_bytes, Backend, LocalBackend};
+use common::{kando_command, random_bytes, Backend, LocalBackend};
 
 #[test]
 fn progress_lines_go_to_stderr_during_a_push() {
     let b = LocalBackend::new();
-    let mut child = Command::new(kando_bin())
+    let mut child = kando_command()
         .args([
             "--progress-interval",
             "0.05",

@@ -138,6 +138,13 @@ pub enum RepoCommand {
         #[arg(long = "repack-dead-pct", default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
         repack_dead_pct: u8,
     },
+    /// Create a repository, encrypted when a password is given (KANDO_PASSWORD or
+    /// --password-file). A first push creates one too; this makes the choice explicit.
+    Init {
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+    },
     /// One line per snapshot: id, time, path, logical and stored size.
     List {
         /// Common location flags.
@@ -173,6 +180,11 @@ pub struct LocationArgs {
     /// `repo gc`, for pushes and pulls to finish).
     #[arg(long = "lock-wait", default_value_t = 600, env = "KANDO_LOCK_WAIT")]
     pub lock_wait: u64,
+    /// File holding the password of an encrypted repository (e.g. a mounted Kubernetes
+    /// secret; one trailing newline is ignored). Or set KANDO_PASSWORD. A repository first
+    /// created with a password is encrypted, and always needs it.
+    #[arg(long = "password-file", env = "KANDO_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Push pipeline tuning; defaults are measured (BENCHMARKS.md).

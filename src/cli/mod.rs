@@ -3,6 +3,7 @@
 
 mod args;
 mod open;
+mod password;
 mod progress;
 mod run;
 mod s3;

@@ -13,6 +13,7 @@ use tokio::runtime::Runtime;
 
 use super::args::{Cli, Command, Endpoint, LocationArgs, LocationCommand, PushTuning, RepoCommand};
 use super::open::open_storage;
+use super::password;
 use super::progress::{ProgressConfig, Reporter, Sample};
 use crate::commands::delete::{self, Selection};
 use crate::commands::gc::{self, GcOptions, GcReport};
@@ -24,6 +25,7 @@ use crate::compat::output::{phase_output_line, snapshot_json, validate_key};
 use crate::compat::profile::Profile;
 use crate::compat::snapshot_arg::parse_snapshot_arg;
 use crate::repo::config::ChunkerParams;
+use crate::repo::crypto::Password;
 use crate::repo::lock::{HeldLock, LockTiming};
 use crate::repo::refs::normalize_path;
 use crate::repo::Repository;
@@ -85,13 +87,16 @@ struct Target {
     path: String,
     repo_dir: String,
     timing: LockTiming,
+    password: Option<Password>,
 }
 
 impl Target {
     fn new(args: &LocationArgs) -> Result<Target> {
         let profile = Profile::parse(&args.profile)?;
         let path = normalize_path(&args.path).map_err(|e| anyhow!(e))?;
+        let password = password::read(args.password_file.as_deref())?;
         Ok(Target {
+            password,
             rt: runtime()?,
             profile,
             path,
@@ -122,14 +127,17 @@ impl Target {
     }
 
     fn open(&self, create: bool) -> Result<Repository> {
-        self.rt.block_on(async {
-            let storage = open_storage(&self.profile, &self.repo_dir).await?;
-            if create {
-                Repository::open_or_create(storage, ChunkerParams::default()).await
-            } else {
-                Repository::open(storage).await
-            }
-        })
+        let password = self.password.as_ref();
+        self.rt
+            .block_on(async {
+                let storage = open_storage(&self.profile, &self.repo_dir).await?;
+                if create {
+                    Repository::open_or_create(storage, ChunkerParams::default(), password).await
+                } else {
+                    Repository::open(storage, password).await
+                }
+            })
+            .map_err(password::explain)
     }
 }
 
@@ -563,6 +571,28 @@ fn repo(command: RepoCommand) -> Result<()> {
                 report
             })?;
             eprintln!("kando: {}", gc_summary(&report));
+            Ok(())
+        }
+        RepoCommand::Init { location } => {
+            let target = Target::new(&location)?;
+            let repo = target
+                .rt
+                .block_on(async {
+                    let storage = open_storage(&target.profile, &target.repo_dir).await?;
+                    Repository::init(storage, ChunkerParams::default(), target.password.as_ref())
+                        .await
+                })
+                .map_err(password::explain)?;
+            eprintln!(
+                "kando: created {} repository {} at {}",
+                if repo.keys().is_encrypted() {
+                    "encrypted (argon2id + XChaCha20-Poly1305)"
+                } else {
+                    "plain (unencrypted)"
+                },
+                repo.config().id,
+                repo.storage().describe()
+            );
             Ok(())
         }
         RepoCommand::List { location } => {

@@ -22,7 +22,7 @@ pub async fn delete(repo: &Repository, selection: &Selection) -> Result<Vec<Snap
         Selection::Id(id) => {
             let m = repo.read_manifest(id).await?;
             vec![SnapshotRef {
-                key: crate::repo::refs::ref_key(&m.path, m.time_ns, id),
+                key: repo.ref_key(&m, id),
                 path: m.path,
                 time_ns: m.time_ns,
                 id: id.clone(),

@@ -266,7 +266,7 @@ async fn flush_pack(
     builder: PackBuilder,
     segment: &mut IndexSegment,
 ) -> Result<u64> {
-    let (bytes, id, entries) = builder.finish();
+    let (bytes, id, entries) = builder.finish(repo.keys());
     let len = bytes.len() as u64;
     repo.write_pack(&id, Bytes::from(bytes)).await?;
     segment.packs.push((id, entries));

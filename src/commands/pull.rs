@@ -96,12 +96,13 @@ pub fn pull(
 
         let fetched = rt.block_on(async {
             let storage = repo.storage().clone();
+            let keys = repo.keys().clone();
             let jobs = stream::unfold(
                 job_rx,
                 |mut rx| async move { rx.recv().await.map(|j| (j, rx)) },
             );
             jobs.map(|job| {
-                let storage = storage.clone();
+                let (storage, keys) = (storage.clone(), keys.clone());
                 async move {
                     let key = pack_key(&job.pack);
                     let data = storage
@@ -114,9 +115,10 @@ pub fn pull(
                             .iter()
                             .map(|e| {
                                 let at = (e.offset as u64 - job.range.start) as usize;
-                                decode_blob(e, &data[at..at + e.stored_len as usize]).with_context(
-                                    || format!("snapshot {id}: pack {key} is damaged"),
-                                )
+                                decode_blob(e, &data[at..at + e.stored_len as usize], &keys)
+                                    .with_context(|| {
+                                        format!("snapshot {id}: pack {key} is damaged")
+                                    })
                             })
                             .collect()
                     })

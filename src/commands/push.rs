@@ -1,7 +1,7 @@
 //! `push`: a byte stream becomes a snapshot.
 //!
 //! ```text
-//! input ─► chunker thread (FastCDC, stream hash) ─► workers (BLAKE3 id, dedup, zstd)
+//! input ─► chunker thread (FastCDC) ─► workers (BLAKE3 id, dedup, zstd, seal)
 //!            ─► packer thread (packs, index segments) ─► uploads (N in flight)
 //!          workers ─► assembler thread (stream order restored, chunk-list tree)
 //! end: index segment ─► manifest ─► ref (the commit point) ─► outcome
@@ -128,6 +128,7 @@ pub fn push(
     }))?;
     let known = Mutex::new(known);
     let chunker = repo.config().chunker;
+    let keys = repo.keys();
     let jobs = opts.jobs.max(1);
 
     let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(jobs * 2);
@@ -139,12 +140,13 @@ pub fn push(
     let (chunked, workers, assembled, packed) = std::thread::scope(|s| {
         let chunker = s.spawn(move || -> Result<u64> {
             let mut total = 0u64;
-            let cdc = StreamCDC::with_level(
+            let cdc = StreamCDC::with_level_and_seed(
                 input,
                 chunker.min as usize,
                 chunker.avg as usize,
                 chunker.max as usize,
                 Normalization::Level1,
+                keys.chunker_seed(),
             );
             for (seq, chunk) in cdc.enumerate() {
                 let chunk = chunk.map_err(|e| anyhow!("cannot read the input: {e}"))?;
@@ -161,13 +163,14 @@ pub fn push(
                 let known = &known;
                 s.spawn(move || -> Result<()> {
                     for (seq, data) in rx {
-                        let id = Id::of(&data);
+                        let id = keys.chunk_id(&data);
                         let is_new = known.lock().unwrap().insert(id);
                         if is_new {
                             counters
                                 .new_raw
                                 .fetch_add(data.len() as u64, Ordering::Relaxed);
-                            let (codec, stored) = encode_blob(&data, opts.zstd_level);
+                            let (codec, stored) =
+                                encode_blob(&id, &data, Some(opts.zstd_level), keys);
                             let raw_len = data.len() as u32;
                             send(
                                 &blob_tx,
@@ -192,18 +195,18 @@ pub fn push(
         let assembler = s.spawn(
             move || -> Result<(crate::repo::chunklist::ChunkTree, u64, u64, Id)> {
                 let mut hasher = blake3::Hasher::new();
-                let mut writer = ChunkListWriter::default();
+                let mut writer = ChunkListWriter::new(keys.clone());
                 let mut emit = |id: Id, block: Vec<u8>| -> Result<()> {
                     if known_ref.lock().unwrap().insert(id) {
                         // Chunk-list blocks are hashes: compressing them gains nothing.
-                        let raw_len = block.len() as u32;
+                        let (codec, stored) = encode_blob(&id, &block, None, keys);
                         send(
                             &assembler_blob_tx,
                             StoredBlob {
                                 id,
-                                codec: Codec::Raw,
-                                raw_len,
-                                stored: block,
+                                codec,
+                                raw_len: block.len() as u32,
+                                stored,
                             },
                         )?;
                     }
@@ -322,7 +325,7 @@ fn pack_and_upload(
         };
 
     let upload = |builder: PackBuilder, started: &mut usize| {
-        let (bytes, id, entries) = builder.finish();
+        let (bytes, id, entries) = builder.finish(repo.keys());
         let permit = rt
             .block_on(in_flight.clone().acquire_owned())
             .expect("semaphore never closes");

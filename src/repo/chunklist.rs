@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::crypto::Keys;
 use super::ids::Id;
 
 /// Magic prefix of a chunk-list block.
@@ -55,23 +56,24 @@ pub fn decode_block(bytes: &[u8]) -> Result<Vec<Id>, &'static str> {
 /// memory stays at one block per level.
 #[derive(Debug)]
 pub struct ChunkListWriter {
+    keys: Keys,
     levels: Vec<Vec<Id>>,
     count: u64,
     block_ids: usize,
     inline_max: usize,
 }
 
-impl Default for ChunkListWriter {
-    fn default() -> Self {
-        Self::with_shape(BLOCK_IDS, INLINE_MAX)
-    }
-}
-
 impl ChunkListWriter {
+    /// A writer naming blocks as the repository with `keys` names chunks.
+    pub fn new(keys: Keys) -> Self {
+        Self::with_shape(keys, BLOCK_IDS, INLINE_MAX)
+    }
+
     /// A writer with other block and inline sizes (tests use small ones to build deep trees).
-    pub fn with_shape(block_ids: usize, inline_max: usize) -> Self {
+    pub fn with_shape(keys: Keys, block_ids: usize, inline_max: usize) -> Self {
         assert!(block_ids >= 2 && inline_max >= 1);
         ChunkListWriter {
+            keys,
             levels: Vec::new(),
             count: 0,
             block_ids,
@@ -107,7 +109,7 @@ impl ChunkListWriter {
         if self.levels[level].len() == self.block_ids {
             let ids = std::mem::take(&mut self.levels[level]);
             let block = encode_block(&ids);
-            let block_id = Id::of(&block);
+            let block_id = self.keys.chunk_id(&block);
             emit(block_id, block)?;
             self.push_at(level + 1, block_id, emit)?;
         }
@@ -137,7 +139,7 @@ impl ChunkListWriter {
             }
             if !ids.is_empty() {
                 let block = encode_block(&ids);
-                let block_id = Id::of(&block);
+                let block_id = self.keys.chunk_id(&block);
                 emit(block_id, block)?;
                 if is_top {
                     self.levels.push(Vec::new());
@@ -230,7 +232,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn roundtrip(n: u64) {
-        roundtrip_shaped(n, ChunkListWriter::default(), INLINE_MAX);
+        roundtrip_shaped(n, ChunkListWriter::new(Keys::plain()), INLINE_MAX);
     }
 
     fn roundtrip_shaped(n: u64, mut w: ChunkListWriter, inline_max: usize) {
@@ -279,7 +281,7 @@ mod tests {
     fn deep_tree_roundtrips() {
         // Blocks of 4 ids, 3 inline: 200 ids need depth 3.
         for n in [0, 3, 4, 5, 12, 13, 16, 17, 200] {
-            roundtrip_shaped(n, ChunkListWriter::with_shape(4, 3), 3);
+            roundtrip_shaped(n, ChunkListWriter::with_shape(Keys::plain(), 4, 3), 3);
         }
     }
 

@@ -3,8 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Repository format version written by this build. Documented in the README.
+use super::crypto::KeySlot;
+
+/// Format version of a plain repository. Documented in the README.
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of an encrypted repository: a kando that predates encryption refuses it
+/// ("upgrade kando") instead of misreading sealed objects as plain ones.
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 2;
 
 /// FastCDC parameters. Changing them would defeat dedup against existing data, so they are
 /// per repository, not per push.
@@ -70,6 +75,9 @@ pub struct Config {
     pub hash: String,
     /// Blob compression ("zstd").
     pub compression: String,
+    /// The wrapped master key of an encrypted repository; absent for a plain one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<KeySlot>,
 }
 
 impl Config {
@@ -82,7 +90,13 @@ impl Config {
             chunker,
             hash: "blake3".to_string(),
             compression: "zstd".to_string(),
+            encryption: None,
         }
+    }
+
+    /// True when the repository is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
     }
 
     /// Parses and checks a stored config.
@@ -92,11 +106,20 @@ impl Config {
         if c.format != "kando-repository" {
             return Err("the config object is not a kando repository config".to_string());
         }
-        if c.version != FORMAT_VERSION {
-            return Err(format!(
-                "repository format version {} is not supported by this kando (supports {FORMAT_VERSION}); upgrade kando",
-                c.version
-            ));
+        match (c.version, &c.encryption) {
+            (FORMAT_VERSION, None) | (ENCRYPTED_FORMAT_VERSION, Some(_)) => {}
+            (FORMAT_VERSION | ENCRYPTED_FORMAT_VERSION, _) => {
+                return Err(format!(
+                    "the repository config is inconsistent: format version {} with{} a key",
+                    c.version,
+                    if c.encryption.is_some() { "" } else { "out" }
+                ))
+            }
+            (v, _) => {
+                return Err(format!(
+                    "repository format version {v} is not supported by this kando (supports {FORMAT_VERSION} and {ENCRYPTED_FORMAT_VERSION}); upgrade kando"
+                ))
+            }
         }
         if c.hash != "blake3" || c.compression != "zstd" {
             return Err(format!(

@@ -4,7 +4,8 @@
 //! ```text
 //! magic "KNDOIDX1" | pack count u32 LE | per pack: pack id [32] | entry count u32 LE | entries
 //! ```
-//! Entries use the pack trailer's encoding. A segment's name is the BLAKE3 of its bytes.
+//! Entries use the pack trailer's encoding. In an encrypted repository the whole segment is
+//! sealed. A segment's name is the BLAKE3 of its stored bytes.
 
 use std::collections::HashMap;
 

@@ -4,7 +4,8 @@
 //!
 //! Layout under the repository root (see README "Repository format"):
 //! `config`, `packs/<2 hex>/<64 hex>`, `index/<64 hex>`, `snapshots/<32 hex>`,
-//! `refs/<path…>/!s.<time>.<id>`.
+//! `refs/<path…>/!s.<time>.<id>`. An encrypted repository seals every object but `config`
+//! (see `crypto.rs`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use crate::storage::DynStorage;
 
 pub mod chunklist;
 pub mod config;
+pub mod crypto;
 pub mod ids;
 pub mod index;
 pub mod lock;
@@ -22,6 +24,7 @@ pub mod pack;
 pub mod refs;
 
 use config::{ChunkerParams, Config};
+use crypto::{KdfParams, KeySlot, Keys, Password, Sealed};
 use ids::Id;
 use index::{Index, IndexSegment};
 use manifest::Manifest;
@@ -48,18 +51,35 @@ pub fn manifest_key(id: &str) -> String {
     format!("snapshots/{id}")
 }
 
+/// Why an encrypted (or plain) repository could not be opened with the password given.
+/// The CLI adds how to give one; this layer knows nothing of flags.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Encrypted, and no password.
+    #[error("the repository at {0} is encrypted and no password was given")]
+    Missing(String),
+    /// Plain, and a password: never silently one or the other.
+    #[error("the repository at {0} is not encrypted, but a password was given")]
+    Unexpected(String),
+    /// The password does not unwrap the key.
+    #[error("wrong password for the encrypted repository at {0}")]
+    Wrong(String),
+}
+
 /// An opened repository.
 #[derive(Debug, Clone)]
 pub struct Repository {
     storage: DynStorage,
     config: Config,
+    keys: Keys,
 }
 
 impl Repository {
-    /// Opens an existing repository; a missing config is a clear error.
-    pub async fn open(storage: DynStorage) -> Result<Repository> {
+    /// Opens an existing repository; a missing config is a clear error. An encrypted one
+    /// needs `password`; a plain one refuses it.
+    pub async fn open(storage: DynStorage, password: Option<&Password>) -> Result<Repository> {
         match storage.get(CONFIG_KEY).await {
-            Ok(bytes) => Self::from_config_bytes(storage, &bytes),
+            Ok(bytes) => Self::from_config_bytes(storage, &bytes, password),
             Err(e) if e.is_not_found() => bail!(
                 "there is no kando repository at {} (nothing was ever pushed there)",
                 storage.describe()
@@ -68,32 +88,91 @@ impl Repository {
         }
     }
 
-    /// Opens the repository, creating it with `chunker` if it does not exist yet. Two
-    /// racing creators both end up using whichever config landed first.
-    pub async fn open_or_create(storage: DynStorage, chunker: ChunkerParams) -> Result<Repository> {
+    /// Opens the repository, creating it with `chunker` if it does not exist yet, encrypted
+    /// when a password is given. Two racing creators both end up using whichever config
+    /// landed first (and a creator whose password does not open it fails).
+    pub async fn open_or_create(
+        storage: DynStorage,
+        chunker: ChunkerParams,
+        password: Option<&Password>,
+    ) -> Result<Repository> {
         match storage.get(CONFIG_KEY).await {
-            Ok(bytes) => return Self::from_config_bytes(storage, &bytes),
+            Ok(bytes) => return Self::from_config_bytes(storage, &bytes, password),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e).context("cannot read the repository config"),
         }
-        let config = Config::new(chunker);
-        storage
-            .put_if_absent(CONFIG_KEY, Bytes::from(config.encode()))
-            .await
-            .context("cannot create the repository config")?;
+        Self::create(&storage, chunker, password).await?;
         // Re-read whatever won: on stores that ignore conditional writes the other writer's
         // config may have replaced ours, and everyone must agree on one.
         let bytes = storage
             .get(CONFIG_KEY)
             .await
             .context("cannot read back the repository config")?;
-        Self::from_config_bytes(storage, &bytes)
+        Self::from_config_bytes(storage, &bytes, password)
     }
 
-    fn from_config_bytes(storage: DynStorage, bytes: &[u8]) -> Result<Repository> {
+    /// Creates a repository; an existing one is an error.
+    pub async fn init(
+        storage: DynStorage,
+        chunker: ChunkerParams,
+        password: Option<&Password>,
+    ) -> Result<Repository> {
+        if !Self::create(&storage, chunker, password).await? {
+            bail!(
+                "a kando repository already exists at {}; nothing was changed",
+                storage.describe()
+            );
+        }
+        Self::open(storage, password).await
+    }
+
+    /// Writes a new config unless one exists; true when ours landed.
+    async fn create(
+        storage: &DynStorage,
+        chunker: ChunkerParams,
+        password: Option<&Password>,
+    ) -> Result<bool> {
+        let mut config = Config::new(chunker);
+        if let Some(password) = password {
+            let (slot, _) = KeySlot::create(password, &config.id, KdfParams::default())?;
+            config.version = config::ENCRYPTED_FORMAT_VERSION;
+            config.encryption = Some(slot);
+        }
+        storage
+            .put_if_absent(CONFIG_KEY, Bytes::from(config.encode()))
+            .await
+            .context("cannot create the repository config")
+    }
+
+    fn from_config_bytes(
+        storage: DynStorage,
+        bytes: &[u8],
+        password: Option<&Password>,
+    ) -> Result<Repository> {
         let config = Config::decode(bytes)
             .map_err(|e| anyhow!("{e} (object {CONFIG_KEY} in {})", storage.describe()))?;
-        Ok(Repository { storage, config })
+        let keys = match (&config.encryption, password) {
+            (None, None) => Keys::plain(),
+            (None, Some(_)) => return Err(KeyError::Unexpected(storage.describe()).into()),
+            (Some(_), None) => return Err(KeyError::Missing(storage.describe()).into()),
+            (Some(slot), Some(pw)) => match slot.unlock(pw, &config.id) {
+                Ok(keys) => keys,
+                Err(crypto::CryptoError::WrongPassword) => {
+                    return Err(KeyError::Wrong(storage.describe()).into())
+                }
+                Err(e) => bail!("{e} (object {CONFIG_KEY} in {})", storage.describe()),
+            },
+        };
+        Ok(Repository {
+            storage,
+            config,
+            keys,
+        })
+    }
+
+    /// The keys every blob, id and object of this repository is made with.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// The storage backend.
@@ -143,6 +222,10 @@ impl Repository {
                 let id = Id::from_hex(name)
                     .ok_or_else(|| anyhow!("unexpected object {} in index/", meta.key))?;
                 let bytes = self.get_verified(&meta.key, &id).await?;
+                let bytes = self
+                    .keys
+                    .open(Sealed::Index, &bytes)
+                    .map_err(|e| anyhow!("index segment {}: {e}", meta.key))?;
                 let seg = IndexSegment::decode(&bytes)
                     .map_err(|e| anyhow!("index segment {} is damaged: {e}", meta.key))?;
                 anyhow::Ok((meta.key, seg))
@@ -166,7 +249,7 @@ impl Repository {
             .get_range(&key, e.offset as u64..e.offset as u64 + e.stored_len as u64)
             .await
             .with_context(|| format!("cannot read blob {id} from pack {key}"))?;
-        pack::decode_blob(e, &stored).with_context(|| format!("in pack {key}"))
+        pack::decode_blob(e, &stored, &self.keys).with_context(|| format!("in pack {key}"))
     }
 
     /// Stores a finished pack under its name.
@@ -180,7 +263,7 @@ impl Repository {
 
     /// Stores an index segment; returns its key and size.
     pub async fn write_index_segment(&self, segment: &IndexSegment) -> Result<(String, u64)> {
-        let bytes = segment.encode();
+        let bytes = self.keys.seal(Sealed::Index, segment.encode());
         let key = index_key(&Id::of(&bytes));
         let len = bytes.len() as u64;
         self.storage
@@ -193,7 +276,7 @@ impl Repository {
     /// Stores a manifest and returns its snapshot id. The snapshot is not visible until
     /// [`Repository::write_ref`] runs.
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<String> {
-        let bytes = manifest.encode();
+        let bytes = self.keys.seal(Sealed::Manifest, manifest.encode());
         let id = manifest::snapshot_id(&bytes);
         let key = manifest_key(&id);
         self.storage
@@ -203,11 +286,23 @@ impl Repository {
         Ok(id)
     }
 
-    /// Commits a snapshot: writes its ref, the last step of a push.
+    /// The key of the ref of snapshot `id` of `manifest`.
+    pub fn ref_key(&self, manifest: &Manifest, id: &str) -> String {
+        refs::ref_key(&self.keys, &manifest.path, manifest.time_ns, id)
+    }
+
+    /// Commits a snapshot: writes its ref, the last step of a push. A plain repository's
+    /// ref is empty (its key says everything); an encrypted one's holds the sealed path.
     pub async fn write_ref(&self, manifest: &Manifest, id: &str) -> Result<()> {
-        let key = refs::ref_key(&manifest.path, manifest.time_ns, id);
+        let key = self.ref_key(manifest, id);
+        let body = if self.keys.is_encrypted() {
+            self.keys
+                .seal(Sealed::Ref, manifest.path.as_bytes().to_vec())
+        } else {
+            Vec::new()
+        };
         self.storage
-            .put(&key, Bytes::new())
+            .put(&key, Bytes::from(body))
             .await
             .with_context(|| format!("cannot store ref {key}"))
     }
@@ -232,8 +327,12 @@ impl Repository {
         if manifest::snapshot_id(&bytes) != id {
             bail!("manifest {key} is corrupt: its content does not match its name");
         }
+        let bytes = self
+            .keys
+            .open(Sealed::Manifest, &bytes)
+            .map_err(|e| anyhow!("manifest {key}: {e}"))?;
         let m = Manifest::decode(&bytes).map_err(|e| anyhow!("manifest {key}: {e}"))?;
-        let ref_key = refs::ref_key(&m.path, m.time_ns, id);
+        let ref_key = self.ref_key(&m, id);
         if self.storage.head(&ref_key).await?.is_none() {
             bail!(
                 "snapshot {id} not found in {} (it was deleted or never completed)",
@@ -247,15 +346,48 @@ impl Repository {
     pub async fn list_refs(&self, path: &str) -> Result<Vec<SnapshotRef>> {
         let listed = self
             .storage
-            .list(&refs::refs_prefix(path))
+            .list(&refs::refs_prefix(&self.keys, path))
             .await
             .context("cannot list snapshot refs")?;
-        let mut out: Vec<SnapshotRef> = listed
-            .iter()
-            .filter_map(|m| refs::parse_ref_key(&m.key))
-            .collect();
+        let parsed = listed.iter().filter_map(|m| refs::parse_ref_key(&m.key));
+        let mut out: Vec<SnapshotRef> = if self.keys.is_encrypted() {
+            stream::iter(parsed)
+                .map(|r| self.unseal_ref(r))
+                .buffered(METADATA_READS)
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .flatten()
+                // A (vanishingly unlikely) tag collision must not select another path.
+                .filter(|r| {
+                    path.is_empty() || r.path == path || r.path.starts_with(&format!("{path}/"))
+                })
+                .collect()
+        } else {
+            parsed.collect()
+        };
         out.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
         Ok(out)
+    }
+
+    /// Replaces an encrypted ref's path tags by the path sealed in its body, checking the
+    /// body belongs to this key.
+    /// `None` when the ref was deleted since it was listed.
+    async fn unseal_ref(&self, mut r: SnapshotRef) -> Result<Option<SnapshotRef>> {
+        let body = match self.storage.get(&r.key).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read ref {}", r.key)),
+        };
+        let path = self
+            .keys
+            .open(Sealed::Ref, &body)
+            .ok()
+            .and_then(|p| String::from_utf8(p).ok())
+            .filter(|p| refs::ref_key(&self.keys, p, r.time_ns, &r.id) == r.key)
+            .ok_or_else(|| anyhow!("ref {} is damaged or was tampered with", r.key))?;
+        r.path = path;
+        Ok(Some(r))
     }
 
     /// Reads the manifests of `refs`, several at a time, in order.

@@ -6,11 +6,20 @@
 //! entry = id [32] | offset u32 LE | stored length u32 LE | raw length u32 LE | codec u8
 //! ```
 //! A pack's name is the BLAKE3 of all its bytes, so any damage is detected on read.
+//!
+//! In an encrypted repository every blob is sealed (codecs [`Codec::SealedRaw`],
+//! [`Codec::SealedZstd`]) and the entries are sealed together, so the pack ends
+//! `sealed entries | its length: u32 LE | magic "KNDOPAKS"`.
 
+use std::borrow::Cow;
+
+use super::crypto::{CryptoError, Keys, Sealed};
 use super::ids::{Id, Reader};
 
 /// Last eight bytes of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"KNDOPAK1";
+/// Last eight bytes of every pack of an encrypted repository.
+pub const SEALED_PACK_MAGIC: &[u8; 8] = b"KNDOPAKS";
 /// Bytes of one trailer entry.
 pub const ENTRY_LEN: usize = 32 + 4 + 4 + 4 + 1;
 /// Bytes after the entries: count and magic.
@@ -24,6 +33,10 @@ pub enum Codec {
     Raw = 0,
     /// One zstd frame.
     Zstd = 1,
+    /// [`Codec::Raw`], then sealed (encrypted repositories).
+    SealedRaw = 2,
+    /// [`Codec::Zstd`], then sealed (encrypted repositories).
+    SealedZstd = 3,
 }
 
 impl Codec {
@@ -31,7 +44,21 @@ impl Codec {
         match b {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
+            2 => Some(Codec::SealedRaw),
+            3 => Some(Codec::SealedZstd),
             _ => None,
+        }
+    }
+
+    /// True for the codecs of encrypted repositories.
+    pub fn is_sealed(self) -> bool {
+        matches!(self, Codec::SealedRaw | Codec::SealedZstd)
+    }
+
+    fn sealed(self) -> Codec {
+        match self {
+            Codec::Raw | Codec::SealedRaw => Codec::SealedRaw,
+            Codec::Zstd | Codec::SealedZstd => Codec::SealedZstd,
         }
     }
 }
@@ -109,16 +136,27 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
-    /// Appends the trailer and returns the pack's bytes, its name and its entries.
-    pub fn finish(mut self) -> (Vec<u8>, Id, Vec<PackEntry>) {
-        self.data
-            .reserve(self.entries.len() * ENTRY_LEN + FOOTER_LEN);
+    /// Appends the trailer (sealed in an encrypted repository) and returns the pack's
+    /// bytes, its name and its entries.
+    pub fn finish(mut self, keys: &Keys) -> (Vec<u8>, Id, Vec<PackEntry>) {
+        let mut trailer = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
         for e in &self.entries {
-            e.encode_into(&mut self.data);
+            e.encode_into(&mut trailer);
         }
-        self.data
-            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        self.data.extend_from_slice(PACK_MAGIC);
+        if keys.is_encrypted() {
+            let sealed = keys.seal(Sealed::PackTrailer, trailer);
+            self.data.reserve(sealed.len() + FOOTER_LEN);
+            self.data.extend_from_slice(&sealed);
+            self.data
+                .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+            self.data.extend_from_slice(SEALED_PACK_MAGIC);
+        } else {
+            self.data.reserve(trailer.len() + FOOTER_LEN);
+            self.data.extend_from_slice(&trailer);
+            self.data
+                .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+            self.data.extend_from_slice(PACK_MAGIC);
+        }
         let id = Id::of(&self.data);
         (self.data, id, self.entries)
     }
@@ -130,31 +168,60 @@ pub enum PackError {
     /// Not a pack, or cut short.
     #[error("pack trailer is damaged: {0}")]
     Damaged(&'static str),
+    /// A sealed trailer that does not decrypt, or a pack of the other kind of repository.
+    #[error("pack trailer: {0}")]
+    Sealed(String),
 }
 
 /// Reads a pack's trailer from the whole pack's bytes, checking every entry lies inside
 /// the blob area.
-pub fn read_trailer(pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
+pub fn read_trailer(pack: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, PackError> {
     if pack.len() < FOOTER_LEN {
         return Err(PackError::Damaged("shorter than its footer"));
     }
     let footer = &pack[pack.len() - FOOTER_LEN..];
-    if &footer[4..] != PACK_MAGIC {
-        return Err(PackError::Damaged("bad magic"));
+    let len_field = u32::from_le_bytes(footer[..4].try_into().unwrap()) as usize;
+    let sealed = match (&footer[4..], keys.is_encrypted()) {
+        (m, false) if m == PACK_MAGIC => false,
+        (m, true) if m == SEALED_PACK_MAGIC => true,
+        (m, _) if m == PACK_MAGIC || m == SEALED_PACK_MAGIC => return Err(PackError::Sealed(
+            "an encrypted pack in a plain repository, or a plain one in an encrypted repository"
+                .into(),
+        )),
+        _ => return Err(PackError::Damaged("bad magic")),
+    };
+    let trailer_len = if sealed {
+        Some(len_field)
+    } else {
+        len_field.checked_mul(ENTRY_LEN)
     }
-    let count = u32::from_le_bytes(footer[..4].try_into().unwrap()) as usize;
-    let trailer_len = count
-        .checked_mul(ENTRY_LEN)
-        .and_then(|n| n.checked_add(FOOTER_LEN))
-        .ok_or(PackError::Damaged("entry count overflows"))?;
+    .and_then(|n| n.checked_add(FOOTER_LEN))
+    .ok_or(PackError::Damaged("entry count overflows"))?;
     if trailer_len > pack.len() {
-        return Err(PackError::Damaged("entry count larger than the pack"));
+        return Err(PackError::Damaged("trailer larger than the pack"));
     }
     let data_len = pack.len() - trailer_len;
-    let mut r = Reader::new(&pack[data_len..pack.len() - FOOTER_LEN]);
+    let trailer = &pack[data_len..pack.len() - FOOTER_LEN];
+    let opened;
+    let entry_bytes = if sealed {
+        opened = keys
+            .open(Sealed::PackTrailer, trailer)
+            .map_err(|e| PackError::Sealed(e.to_string()))?;
+        if opened.len() % ENTRY_LEN != 0 {
+            return Err(PackError::Damaged("partial entry"));
+        }
+        &opened[..]
+    } else {
+        trailer
+    };
+    let count = entry_bytes.len() / ENTRY_LEN;
+    let mut r = Reader::new(entry_bytes);
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let e = PackEntry::decode_from(&mut r).ok_or(PackError::Damaged("bad entry"))?;
+        if e.codec.is_sealed() != sealed {
+            return Err(PackError::Damaged("entry codec does not match the pack"));
+        }
         let end = e.offset as u64 + e.stored_len as u64;
         if end > data_len as u64 {
             return Err(PackError::Damaged("entry points past the blob area"));
@@ -164,11 +231,17 @@ pub fn read_trailer(pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
     Ok(entries)
 }
 
-/// Encodes raw bytes for storage: zstd at `level`, or raw when that does not shrink them.
-pub fn encode_blob(raw: &[u8], level: i32) -> (Codec, Vec<u8>) {
-    match zstd::bulk::compress(raw, level) {
-        Ok(z) if z.len() < raw.len() => (Codec::Zstd, z),
+/// Encodes raw bytes for storage: zstd at `level` (none for `None`), or raw when that does
+/// not shrink them; then sealed, in an encrypted repository.
+pub fn encode_blob(id: &Id, raw: &[u8], level: Option<i32>, keys: &Keys) -> (Codec, Vec<u8>) {
+    let (codec, stored) = match level.map(|l| zstd::bulk::compress(raw, l)) {
+        Some(Ok(z)) if z.len() < raw.len() => (Codec::Zstd, z),
         _ => (Codec::Raw, raw.to_vec()),
+    };
+    if keys.is_encrypted() {
+        (codec.sealed(), keys.seal(Sealed::Blob(id), stored))
+    } else {
+        (codec, stored)
     }
 }
 
@@ -191,18 +264,51 @@ pub enum BlobError {
         /// What the bytes hash to.
         actual: Id,
     },
+    /// A sealed blob that does not decrypt.
+    #[error("blob {id}: {source}")]
+    Unsealable {
+        /// The blob.
+        id: Id,
+        /// Why.
+        source: CryptoError,
+    },
+    /// A sealed blob in a plain repository or a plain one in an encrypted repository.
+    #[error("blob {id} is {kind} but the repository is not: refusing it")]
+    WrongKind {
+        /// The blob.
+        id: Id,
+        /// "encrypted" or "plain".
+        kind: &'static str,
+    },
 }
 
-/// Decodes a stored blob and checks it hashes to `entry.id`.
-pub fn decode_blob(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>, BlobError> {
+/// Decodes a stored blob and checks it hashes to `entry.id`. In an encrypted repository
+/// only sealed blobs are accepted, so a plain blob slipped in is refused, not trusted.
+pub fn decode_blob(entry: &PackEntry, stored: &[u8], keys: &Keys) -> Result<Vec<u8>, BlobError> {
+    let id = entry.id;
+    if entry.codec.is_sealed() != keys.is_encrypted() {
+        let kind = if entry.codec.is_sealed() {
+            "encrypted"
+        } else {
+            "plain"
+        };
+        return Err(BlobError::WrongKind { id, kind });
+    }
+    let body = if keys.is_encrypted() {
+        Cow::Owned(
+            keys.open(Sealed::Blob(&id), stored)
+                .map_err(|source| BlobError::Unsealable { id, source })?,
+        )
+    } else {
+        Cow::Borrowed(stored)
+    };
     let raw = match entry.codec {
-        Codec::Raw => stored.to_vec(),
-        Codec::Zstd => zstd::bulk::decompress(stored, entry.raw_len as usize).map_err(|e| {
-            BlobError::Undecodable {
-                id: entry.id,
+        Codec::Raw | Codec::SealedRaw => body.into_owned(),
+        Codec::Zstd | Codec::SealedZstd => zstd::bulk::decompress(&body, entry.raw_len as usize)
+            .map_err(|e| BlobError::Undecodable {
+                id,
                 why: e.to_string(),
-            }
-        })?,
+            })?,
     };
     if raw.len() != entry.raw_len as usize {
         return Err(BlobError::Undecodable {
@@ -210,7 +316,7 @@ pub fn decode_blob(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>, BlobErro
             why: format!("{} bytes, expected {}", raw.len(), entry.raw_len),
         });
     }
-    let actual = Id::of(&raw);
+    let actual = keys.chunk_id(&raw);
     if actual != entry.id {
         return Err(BlobError::HashMismatch {
             id: entry.id,
@@ -225,47 +331,74 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn build(blobs: &[Vec<u8>]) -> (Vec<u8>, Vec<PackEntry>) {
+    use crate::repo::crypto::{KdfParams, KeySlot, Password};
+
+    fn encrypted() -> Keys {
+        let cheap = KdfParams {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        KeySlot::create(&Password::new(b"pw".to_vec()), "r", cheap)
+            .unwrap()
+            .1
+    }
+
+    fn build(blobs: &[Vec<u8>], keys: &Keys) -> (Vec<u8>, Vec<PackEntry>) {
         let mut b = PackBuilder::default();
         for raw in blobs {
-            let (codec, stored) = encode_blob(raw, 3);
-            b.add(Id::of(raw), codec, raw.len() as u32, &stored);
+            let id = keys.chunk_id(raw);
+            let (codec, stored) = encode_blob(&id, raw, Some(3), keys);
+            b.add(id, codec, raw.len() as u32, &stored);
         }
-        let (bytes, id, entries) = b.finish();
+        let (bytes, id, entries) = b.finish(keys);
         assert_eq!(id, Id::of(&bytes));
         (bytes, entries)
     }
 
     proptest! {
         #[test]
-        fn trailer_roundtrip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2000), 0..20)) {
-            let (bytes, entries) = build(&blobs);
-            let decoded = read_trailer(&bytes).unwrap();
+        fn trailer_roundtrip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2000), 0..20), sealed in any::<bool>()) {
+            let keys = if sealed { encrypted() } else { Keys::plain() };
+            let (bytes, entries) = build(&blobs, &keys);
+            let decoded = read_trailer(&bytes, &keys).unwrap();
             prop_assert_eq!(&decoded, &entries);
             for (e, raw) in decoded.iter().zip(&blobs) {
                 let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-                prop_assert_eq!(&decode_blob(e, stored).unwrap(), raw);
+                prop_assert_eq!(&decode_blob(e, stored, &keys).unwrap(), raw);
+            }
+            // Neither kind of pack is read as the other, nor with another key.
+            let other = if sealed { Keys::plain() } else { encrypted() };
+            prop_assert!(read_trailer(&bytes, &other).is_err());
+            if sealed {
+                prop_assert!(read_trailer(&bytes, &encrypted()).is_err());
+            }
+            if let Some(e) = entries.first() {
+                let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+                prop_assert!(decode_blob(e, stored, &other).is_err());
             }
         }
 
         #[test]
         fn damaged_trailer_is_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
-            let _ = read_trailer(&bytes[..cut.min(bytes.len())]);
+            let _ = read_trailer(&bytes[..cut.min(bytes.len())], &Keys::plain());
+            let _ = read_trailer(&bytes[..cut.min(bytes.len())], &encrypted());
         }
 
         #[test]
-        fn truncated_or_flipped_packs_fail(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..500), 1..5), pos in any::<prop::sample::Index>()) {
-            let (bytes, entries) = build(&blobs);
+        fn truncated_or_flipped_packs_fail(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..500), 1..5), pos in any::<prop::sample::Index>(), sealed in any::<bool>()) {
+            let keys = if sealed { encrypted() } else { Keys::plain() };
+            let (bytes, entries) = build(&blobs, &keys);
             // Truncation: every proper prefix is rejected or yields entries that still fit.
             let cut = pos.index(bytes.len());
-            if let Ok(es) = read_trailer(&bytes[..cut]) { prop_assert!(es.len() <= entries.len()); }
+            if let Ok(es) = read_trailer(&bytes[..cut], &keys) { prop_assert!(es.len() <= entries.len()); }
             // A flipped byte in blob data is caught by the blob hash.
             let e = entries[0];
             if e.stored_len > 0 {
                 let mut stored = bytes[e.offset as usize..(e.offset + e.stored_len) as usize].to_vec();
                 let i = pos.index(stored.len());
                 stored[i] ^= 0x40;
-                prop_assert!(decode_blob(&e, &stored).is_err());
+                prop_assert!(decode_blob(&e, &stored, &keys).is_err());
             }
         }
     }
@@ -274,10 +407,18 @@ mod tests {
     fn incompressible_blobs_are_stored_raw() {
         let mut raw = vec![0u8; 4096];
         blake3::Hasher::new().finalize_xof().fill(&mut raw);
-        let (codec, stored) = encode_blob(&raw, 3);
+        let plain = Keys::plain();
+        let (codec, stored) = encode_blob(&Id::of(&raw), &raw, Some(3), &plain);
         assert_eq!(codec, Codec::Raw);
         assert_eq!(stored, raw);
-        let (codec, _) = encode_blob(&vec![b'a'; 4096], 3);
+        let a = vec![b'a'; 4096];
+        let (codec, _) = encode_blob(&Id::of(&a), &a, Some(3), &plain);
         assert_eq!(codec, Codec::Zstd);
+        let (codec, _) = encode_blob(&Id::of(&a), &a, None, &plain);
+        assert_eq!(codec, Codec::Raw);
+        let keys = encrypted();
+        let (codec, stored) = encode_blob(&keys.chunk_id(&a), &a, Some(3), &keys);
+        assert_eq!(codec, Codec::SealedZstd);
+        assert!(!stored.windows(16).any(|w| w == &a[..16]));
     }
 }

@@ -9,7 +9,12 @@
 //! byte outside `[A-Za-z0-9._-]` becomes `!` and two uppercase hex digits. Escaping never
 //! produces `!s`, so a component starting with `!s.` is always a ref. Keys stay short
 //! because some servers limit them well below S3's 1024 bytes (s3s-fs: ~160).
+//!
+//! In an encrypted repository a path component is named instead by 16 hex digits of a
+//! keyed hash of the path up to it (`a/b` → `tag("a")/tag("a/b")`), so keys keep the tree's
+//! shape (prefix listing still works) but no name; the ref's body holds the sealed path.
 
+use super::crypto::Keys;
 use super::manifest::is_snapshot_id;
 
 /// Start of the last key component of every ref.
@@ -72,19 +77,33 @@ fn unescape_component(c: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Hex digits of a keyed path component.
+const TAG_HEX: usize = 16;
+
 /// The listing prefix for every ref at `path` (normalised) or below it.
-pub fn refs_prefix(path: &str) -> String {
+pub fn refs_prefix(keys: &Keys, path: &str) -> String {
     if path.is_empty() {
-        "refs/".to_string()
-    } else {
-        let escaped: Vec<String> = path.split('/').map(escape_component).collect();
-        format!("refs/{}/", escaped.join("/"))
+        return "refs/".to_string();
     }
+    let components: Vec<String> = if keys.is_encrypted() {
+        let mut end = 0;
+        path.split('/')
+            .map(|c| {
+                end += c.len();
+                let tag = keys.name_tag(&path[..end]).expect("encrypted");
+                end += 1; // the '/'
+                hex::encode(&tag[..TAG_HEX / 2])
+            })
+            .collect()
+    } else {
+        path.split('/').map(escape_component).collect()
+    };
+    format!("refs/{}/", components.join("/"))
 }
 
 /// The key of the ref for snapshot `id` pushed to `path` at `time_ns`.
-pub fn ref_key(path: &str, time_ns: u64, id: &str) -> String {
-    format!("{}{REF_LEAF}{time_ns:016x}.{id}", refs_prefix(path))
+pub fn ref_key(keys: &Keys, path: &str, time_ns: u64, id: &str) -> String {
+    format!("{}{REF_LEAF}{time_ns:016x}.{id}", refs_prefix(keys, path))
 }
 
 /// A ref parsed back from its key.
@@ -92,7 +111,8 @@ pub fn ref_key(path: &str, time_ns: u64, id: &str) -> String {
 pub struct SnapshotRef {
     /// The ref's key.
     pub key: String,
-    /// Normalised path.
+    /// Normalised path (in an encrypted repository, the key's tags until the repository
+    /// replaces them with the path from the ref's sealed body).
     pub path: String,
     /// Push time, ns since the epoch.
     pub time_ns: u64,
@@ -146,11 +166,42 @@ mod tests {
 
     #[test]
     fn prefix_matches_whole_components() {
-        let a = ref_key("a/b", 1, &"0".repeat(32));
-        let abc = ref_key("a/bc", 1, &"0".repeat(32));
-        assert!(a.starts_with(&refs_prefix("a/b")));
-        assert!(!abc.starts_with(&refs_prefix("a/b")));
-        assert!(ref_key("a/b/c", 1, &"0".repeat(32)).starts_with(&refs_prefix("a/b")));
+        for keys in [Keys::plain(), encrypted()] {
+            let k = &keys;
+            let a = ref_key(k, "a/b", 1, &"0".repeat(32));
+            let abc = ref_key(k, "a/bc", 1, &"0".repeat(32));
+            assert!(a.starts_with(&refs_prefix(k, "a/b")));
+            assert!(!abc.starts_with(&refs_prefix(k, "a/b")));
+            assert!(ref_key(k, "a/b/c", 1, &"0".repeat(32)).starts_with(&refs_prefix(k, "a/b")));
+            assert!(parse_ref_key(&a).is_some());
+        }
+    }
+
+    fn encrypted() -> Keys {
+        use crate::repo::crypto::{KdfParams, KeySlot, Password};
+        let cheap = KdfParams {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        KeySlot::create(&Password::new(b"pw".to_vec()), "r", cheap)
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn encrypted_keys_hide_names_but_not_shape() {
+        let keys = encrypted();
+        let key = ref_key(&keys, "mongo/customers", 7, &"0".repeat(32));
+        assert!(
+            !key.contains("mongo") && !key.contains("customers"),
+            "{key}"
+        );
+        // Same name under different parents: different tags.
+        let x = refs_prefix(&keys, "a/x");
+        let y = refs_prefix(&keys, "b/x");
+        assert_ne!(x.rsplit('/').nth(1), y.rsplit('/').nth(1));
+        assert_ne!(refs_prefix(&encrypted(), "a"), refs_prefix(&keys, "a"));
     }
 
     proptest! {
@@ -159,7 +210,7 @@ mod tests {
             let path = normalize_path(&comps.join("/"));
             prop_assume!(path.is_ok());
             let path = path.unwrap();
-            let key = ref_key(&path, t, &id);
+            let key = ref_key(&Keys::plain(), &path, t, &id);
             let r = parse_ref_key(&key).unwrap();
             prop_assert_eq!(r.path, path);
             prop_assert_eq!(r.time_ns, t);

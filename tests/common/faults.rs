@@ -150,7 +150,7 @@ impl Drop for FaultProxy {
 /// Runs kando with `args`, `stdin` and extra environment; kills it and panics when it
 /// runs longer than `limit` (a hang is a bug, whatever the faults).
 pub fn kando_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)], limit: Duration) -> Output {
-    let mut cmd = Command::new(super::kando_bin());
+    let mut cmd = super::kando_command();
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 
 use super::*;
@@ -142,7 +142,7 @@ pub fn killed_pushes_leave_nothing(b: &dyn Backend, trials: u64) {
     let data = mixed_data(9, 24 << 20, 2 << 20);
     for t in 0..trials {
         let path = format!("killed/{t}");
-        let mut child = Command::new(kando_bin())
+        let mut child = kando_command()
             .args(["location", "push", "--profile", &p, "--path", &path, "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -223,7 +223,7 @@ pub fn delete_defers_while_in_use(b: &dyn Backend) {
     let p = b.profile();
     push(&p, "defer/a", &random_bytes(5, 2 << 20));
     // A push that waits on its stdin holds a shared lock.
-    let mut child = Command::new(kando_bin())
+    let mut child = kando_command()
         .args([
             "location",
             "push",

@@ -16,6 +16,32 @@ pub fn kando_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kando"))
 }
 
+/// The password every kando this test binary runs gets (see [`encrypt_every_run`]).
+static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every kando this test binary starts run with `KANDO_PASSWORD=password`, so the
+/// plain suites run unchanged against encrypted repositories. A test binary either calls
+/// this (always with the same password) or never: tests of a binary share a process.
+pub fn encrypt_every_run(password: &str) {
+    assert_eq!(PASSWORD.get_or_init(|| password.to_string()), password);
+}
+
+/// A `Command` for the binary under test, with the test binary's password if it set one
+/// (and never one inherited from the developer's shell).
+pub fn kando_command() -> Command {
+    let mut cmd = Command::new(kando_bin());
+    apply_password(&mut cmd);
+    cmd
+}
+
+fn apply_password(cmd: &mut Command) {
+    cmd.env_remove("KANDO_PASSWORD")
+        .env_remove("KANDO_PASSWORD_FILE");
+    if let Some(pw) = PASSWORD.get() {
+        cmd.env("KANDO_PASSWORD", pw);
+    }
+}
+
 /// A place a repository lives, reachable through a rendered profile.
 pub trait Backend {
     /// `{{ toJson .Profile }}` for this repository.
@@ -86,7 +112,7 @@ impl Backend for LocalBackend {
 
 /// Runs kando with `args`, feeding `stdin`.
 pub fn kando(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(kando_bin())
+    let mut child = kando_command()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -116,6 +142,7 @@ pub fn bash(script: &str, env: &[(&str, &str)]) -> Output {
     cmd.args(["-o", "errexit", "-o", "pipefail", "-c", script])
         .env("PATH", path)
         .stdin(Stdio::null());
+    apply_password(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -271,7 +298,7 @@ pub fn mixed_data(seed: u64, len: usize, block: usize) -> Vec<u8> {
 /// Streams `kando location pull … -` and returns (bytes, BLAKE3) of its stdout, without
 /// holding the whole stream in memory.
 pub fn pull_digest(args: &[&str]) -> (Output, u64, blake3::Hash) {
-    let mut child = Command::new(kando_bin())
+    let mut child = kando_command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
