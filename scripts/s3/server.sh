@@ -263,6 +263,11 @@ osd op num threads per shard = 1
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $d/rgw
+# SSE-KMS for kando's --sse tests: RGW's built-in "testing" KMS with fixed keys, and SSE
+# allowed over plain HTTP on loopback.
+rgw crypt require ssl = false
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo= testkey-2=aWIKTWFrZWZpbGUKbWFuCm91dApzcmMKVGVzdGluZwo=
 EOF
 }
 

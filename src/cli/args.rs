@@ -185,6 +185,13 @@ pub struct LocationArgs {
     /// created with a password is encrypted, and always needs it.
     #[arg(long = "password-file", env = "KANDO_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
+    /// S3 server-side encryption of every object written: `AES256` (SSE-S3) or `aws:kms`
+    /// (SSE-KMS). S3 locations only.
+    #[arg(long = "sse", env = "KANDO_SSE", value_parser = ["AES256", "aws:kms"])]
+    pub sse: Option<String>,
+    /// KMS key id or ARN for SSE-KMS (implies `--sse aws:kms`; default: the bucket's key).
+    #[arg(long = "sse-kms-key-id", env = "KANDO_SSE_KMS_KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
 }
 
 /// Push pipeline tuning; defaults are measured (BENCHMARKS.md).

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use crate::compat::profile::{LocationType, Profile};
 use crate::repo::refs::normalize_path;
 use crate::storage::local::LocalStorage;
+use crate::storage::s3::ServerSideEncryption;
 use crate::storage::DynStorage;
 
 /// `join(prefix, repo_dir)`, cleaned: the repository's key prefix inside the location.
@@ -24,10 +25,20 @@ pub fn repository_root(prefix: &str, repo_dir: &str) -> Result<String> {
     })
 }
 
-/// Opens the backend the profile names.
-pub async fn open_storage(profile: &Profile, repo_dir: &str) -> Result<DynStorage> {
+/// Opens the backend the profile names; `sse` applies to S3 only.
+pub async fn open_storage(
+    profile: &Profile,
+    repo_dir: &str,
+    sse: Option<ServerSideEncryption>,
+) -> Result<DynStorage> {
     let loc = &profile.location;
     let root = repository_root(&loc.prefix, repo_dir)?;
+    if sse.is_some() && loc.kind != LocationType::S3Compliant {
+        bail!(
+            "--sse / --sse-kms-key-id (or KANDO_SSE*) apply to s3Compliant locations, not {}",
+            loc.kind.as_str()
+        );
+    }
     match loc.kind {
         LocationType::Local => {
             if loc.path.is_empty() || !Path::new(&loc.path).is_absolute() {
@@ -35,10 +46,27 @@ pub async fn open_storage(profile: &Profile, repo_dir: &str) -> Result<DynStorag
             }
             Ok(Arc::new(LocalStorage::new(Path::new(&loc.path).join(root))))
         }
-        LocationType::S3Compliant => crate::cli::s3::open(profile, &root).await,
+        LocationType::S3Compliant => crate::cli::s3::open(profile, &root, sse).await,
         LocationType::Gcs | LocationType::Azure | LocationType::Kopia => bail!(
             "Location type {} is recognised but not supported by this kando yet; use s3Compliant or local",
             loc.kind.as_str()
         ),
     }
+}
+
+/// The server-side encryption the flags ask for.
+pub fn server_side_encryption(
+    mode: Option<&str>,
+    kms_key_id: Option<&str>,
+) -> Result<Option<ServerSideEncryption>> {
+    Ok(match (mode, kms_key_id) {
+        (None, None) => None,
+        (Some("AES256"), None) => Some(ServerSideEncryption::S3),
+        (Some("AES256"), Some(_)) => {
+            bail!("--sse-kms-key-id needs --sse aws:kms, not AES256")
+        }
+        (_, key) => Some(ServerSideEncryption::Kms {
+            key_id: key.map(str::to_string),
+        }),
+    })
 }

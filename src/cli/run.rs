@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::runtime::Runtime;
 
 use super::args::{Cli, Command, Endpoint, LocationArgs, LocationCommand, PushTuning, RepoCommand};
-use super::open::open_storage;
+use super::open::{open_storage, server_side_encryption};
 use super::password;
 use super::progress::{ProgressConfig, Reporter, Sample};
 use crate::commands::delete::{self, Selection};
@@ -29,6 +29,7 @@ use crate::repo::crypto::Password;
 use crate::repo::lock::{HeldLock, LockTiming};
 use crate::repo::refs::normalize_path;
 use crate::repo::Repository;
+use crate::storage::s3::ServerSideEncryption;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -88,6 +89,7 @@ struct Target {
     repo_dir: String,
     timing: LockTiming,
     password: Option<Password>,
+    sse: Option<ServerSideEncryption>,
 }
 
 impl Target {
@@ -95,8 +97,10 @@ impl Target {
         let profile = Profile::parse(&args.profile)?;
         let path = normalize_path(&args.path).map_err(|e| anyhow!(e))?;
         let password = password::read(args.password_file.as_deref())?;
+        let sse = server_side_encryption(args.sse.as_deref(), args.sse_kms_key_id.as_deref())?;
         Ok(Target {
             password,
+            sse,
             rt: runtime()?,
             profile,
             path,
@@ -130,7 +134,7 @@ impl Target {
         let password = self.password.as_ref();
         self.rt
             .block_on(async {
-                let storage = open_storage(&self.profile, &self.repo_dir).await?;
+                let storage = open_storage(&self.profile, &self.repo_dir, self.sse.clone()).await?;
                 if create {
                     Repository::open_or_create(storage, ChunkerParams::default(), password).await
                 } else {
@@ -578,7 +582,8 @@ fn repo(command: RepoCommand) -> Result<()> {
             let repo = target
                 .rt
                 .block_on(async {
-                    let storage = open_storage(&target.profile, &target.repo_dir).await?;
+                    let storage =
+                        open_storage(&target.profile, &target.repo_dir, target.sse.clone()).await?;
                     Repository::init(storage, ChunkerParams::default(), target.password.as_ref())
                         .await
                 })

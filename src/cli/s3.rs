@@ -6,11 +6,15 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 
 use crate::compat::profile::{Credential, Profile};
-use crate::storage::s3::{S3Config, S3Credentials, S3Storage};
+use crate::storage::s3::{S3Config, S3Credentials, S3Storage, ServerSideEncryption};
 use crate::storage::DynStorage;
 
 /// Builds the S3 configuration for the repository at `root` in the profile's bucket.
-pub fn config(profile: &Profile, root: &str) -> Result<S3Config> {
+pub fn config(
+    profile: &Profile,
+    root: &str,
+    sse: Option<ServerSideEncryption>,
+) -> Result<S3Config> {
     let loc = &profile.location;
     if loc.bucket.is_empty() {
         bail!("the s3Compliant Location has no bucket");
@@ -42,6 +46,7 @@ pub fn config(profile: &Profile, root: &str) -> Result<S3Config> {
     cfg.endpoint = Some(loc.endpoint.clone()).filter(|e| !e.is_empty());
     cfg.region = Some(loc.region.clone()).filter(|r| !r.is_empty());
     cfg.skip_ssl_verify = profile.skip_ssl_verify;
+    cfg.sse = sse;
     if let Some(secs) = std::env::var("KANDO_S3_REQUEST_TIMEOUT")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -52,6 +57,12 @@ pub fn config(profile: &Profile, root: &str) -> Result<S3Config> {
 }
 
 /// Opens the S3 repository at `root` in the profile's bucket.
-pub async fn open(profile: &Profile, root: &str) -> Result<DynStorage> {
-    Ok(Arc::new(S3Storage::connect(config(profile, root)?).await?))
+pub async fn open(
+    profile: &Profile,
+    root: &str,
+    sse: Option<ServerSideEncryption>,
+) -> Result<DynStorage> {
+    Ok(Arc::new(
+        S3Storage::connect(config(profile, root, sse)?).await?,
+    ))
 }

@@ -89,6 +89,21 @@ pub struct S3Config {
     pub request_timeout: Duration,
     /// Max attempts for retryable errors (5xx, throttling, connection errors, timeouts), exponential backoff with jitter.
     pub max_attempts: u32,
+    /// Server-side encryption asked of every object written.
+    pub sse: Option<ServerSideEncryption>,
+}
+
+/// Server-side encryption at rest, done by the S3 service (on top of, or instead of,
+/// kando's client-side encryption).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3: keys managed by the service (`AES256`).
+    S3,
+    /// SSE-KMS: keys in the service's KMS; `None` uses the bucket's default KMS key.
+    Kms {
+        /// KMS key id or ARN.
+        key_id: Option<String>,
+    },
 }
 
 impl S3Config {
@@ -111,6 +126,7 @@ impl S3Config {
             skip_ssl_verify: false,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            sse: None,
         }
     }
 }
@@ -127,6 +143,7 @@ impl fmt::Debug for S3Config {
             .field("skip_ssl_verify", &self.skip_ssl_verify)
             .field("request_timeout", &self.request_timeout)
             .field("max_attempts", &self.max_attempts)
+            .field("sse", &self.sse)
             .finish()
     }
 }
@@ -190,6 +207,7 @@ pub struct S3Storage {
     location: String,
     request_timeout: Duration,
     max_attempts: u32,
+    sse: Option<ServerSideEncryption>,
 }
 
 // Written by hand: the SDK client's own Debug prints its whole configuration.
@@ -322,6 +340,7 @@ impl S3Storage {
             location: location(&region),
             request_timeout: cfg.request_timeout,
             max_attempts,
+            sse: cfg.sse.clone(),
         })
     }
 
@@ -489,6 +508,23 @@ impl S3Storage {
         }
     }
 
+    /// The `x-amz-server-side-encryption` of every write.
+    fn sse_mode(&self) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+        use aws_sdk_s3::types::ServerSideEncryption as Mode;
+        self.sse.as_ref().map(|sse| match sse {
+            ServerSideEncryption::S3 => Mode::Aes256,
+            ServerSideEncryption::Kms { .. } => Mode::AwsKms,
+        })
+    }
+
+    /// The KMS key of every write, when one was named.
+    fn sse_key_id(&self) -> Option<String> {
+        match &self.sse {
+            Some(ServerSideEncryption::Kms { key_id }) => key_id.clone(),
+            _ => None,
+        }
+    }
+
     /// One PUT; with `if_absent` it carries `If-None-Match: *` and a refusal is an
     /// outcome, not an error.
     async fn put_object(
@@ -504,7 +540,9 @@ impl S3Storage {
             .bucket(&self.bucket)
             .key(full)
             .content_length(len as i64)
-            .body(ByteStream::from(data));
+            .body(ByteStream::from(data))
+            .set_server_side_encryption(self.sse_mode())
+            .set_ssekms_key_id(self.sse_key_id());
         if if_absent {
             request = request.if_none_match("*");
         }
@@ -532,6 +570,8 @@ impl S3Storage {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(full)
+            .set_server_side_encryption(self.sse_mode())
+            .set_ssekms_key_id(self.sse_key_id())
             .send()
             .await
             .map_err(|e| self.write_error("CreateMultipartUpload", full, e))?;

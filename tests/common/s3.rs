@@ -162,6 +162,7 @@ impl S3Server {
             skip_ssl_verify: false,
             request_timeout: Duration::from_secs(60),
             max_attempts: 3,
+            sse: None,
         }
     }
 
@@ -338,6 +339,48 @@ impl<'a> S3Backend<'a> {
 }
 
 impl S3Backend<'_> {
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Every object under the bucket, with its bytes.
+    pub fn objects_with_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        use kando::storage::Storage;
+        self.rt.block_on(async {
+            let storage =
+                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
+                    .await
+                    .unwrap();
+            let mut out = Vec::new();
+            for m in storage.list("").await.unwrap() {
+                let bytes = storage.get(&m.key).await.unwrap();
+                out.push((m.key, bytes.to_vec()));
+            }
+            out
+        })
+    }
+
+    /// The server-side encryption headers of one object: (mode, KMS key id).
+    pub fn sse_of(&self, key: &str) -> (Option<String>, Option<String>) {
+        self.rt.block_on(async {
+            let head = self
+                .server
+                .client()
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            (
+                head.server_side_encryption()
+                    .map(|m| m.as_str().to_string()),
+                head.ssekms_key_id().map(str::to_string),
+            )
+        })
+    }
+
     /// Where the repository's objects start in the bucket.
     pub fn repo_root(&self) -> String {
         if self.prefix.is_empty() {
