@@ -14,7 +14,8 @@
 #   --pg-tx N          pgbench transactions between day1 and day2 (default 1000)
 #   --pattern P        synthetic day2 changes: hot (default; 1 % of rows, all in the newest
 #                      10 % of each table) or scattered (1 % of rows spread uniformly)
-#   --tools LIST       comma list of kando,restic,borg,borg-zstd3 (default: all of them)
+#   --tools LIST       comma list of kando,kando-enc,restic,borg,borg-zstd3 (default: all
+#                      but kando-enc; kando-enc = kando on an encrypted repository)
 #                      borg = borg's default compression (lz4), borg-zstd3 = --compression zstd,3
 #   --s3-env FILE      also run the S3 scenarios (kando, restic) against the server in FILE:
 #                      S3_ENDPOINT=http://127.0.0.1:PORT, S3_ACCESS_KEY, S3_SECRET_KEY,
@@ -138,7 +139,7 @@ if [[ $DATA_ONLY == 1 ]]; then exit 0; fi
 IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
 want() { local t; for t in "${TOOL_LIST[@]}"; do [[ $t == "$1"* ]] && return 0; done; return 1; }
 for t in "${TOOL_LIST[@]}"; do
-    case $t in kando|restic|borg|borg-zstd3) ;; *) die "unknown tool $t" ;; esac
+    case $t in kando|kando-enc|restic|borg|borg-zstd3) ;; *) die "unknown tool $t" ;; esac
 done
 
 pkgs=()
@@ -154,7 +155,7 @@ fi
 
 TOOLS_RUN=()
 for t in "${TOOL_LIST[@]}"; do
-    if [[ $t == kando && ! -x $KANDO_BIN ]]; then
+    if [[ $t == kando* && ! -x $KANDO_BIN ]]; then
         echo "kando binary not built, skipping ($KANDO_BIN)"
         continue
     fi
@@ -165,6 +166,7 @@ done
 VERSIONS=()
 for t in "${TOOLS_RUN[@]}"; do
     case $t in
+        kando-enc) VERSIONS+=("kando-enc: the same kando with KANDO_PASSWORD set: argon2id (32 MiB, t=3) key, keyed BLAKE3 ids, XChaCha20-Poly1305") ;;
         kando) KANDO_BIN=$(realpath "$KANDO_BIN")
                VERSIONS+=("kando: $("$KANDO_BIN" --version 2>&1 | head -n1 || echo unknown) ($KANDO_BIN, $(stat -c %s "$KANDO_BIN") bytes, built $(date -r "$KANDO_BIN" '+%F %T'); git $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))") ;;
         restic) VERSIONS+=("restic: $(restic version) — repository format v2, compression $RESTIC_COMPRESSION (zstd), AES-256 + Poly1305 always on, pack size default") ;;
@@ -235,7 +237,7 @@ setup_repo() { # tool backend rundir
         python3 "$BENCH_DIR/s3util.py" "$S3_ENV" rm "$S3_PREFIX/"
     fi
     case $tool in
-        kando)
+        kando|kando-enc)
             mkdir -p "$REPO_DIR"
             PROFILE=$(json_profile "$backend" "$S3_PREFIX") ;;
         restic)
@@ -271,6 +273,7 @@ cache_bytes() {
 push_cmd() { # tool label
     case $1 in
         kando) CMD=("$KANDO_BIN" location push --profile "$PROFILE" --path mydb/dump.sql -) ;;
+        kando-enc) CMD=(env KANDO_PASSWORD=kando-bench "$KANDO_BIN" location push --profile "$PROFILE" --path mydb/dump.sql -) ;;
         restic) CMD=(restic backup --stdin --stdin-filename dump.sql --host bench --tag "${2%-again}") ;;
         borg) CMD=(borg create --stdin-name dump.sql "::$2" -) ;;
         borg-zstd3) CMD=(borg create --compression "zstd,3" --stdin-name dump.sql "::$2" -) ;;
@@ -279,6 +282,7 @@ push_cmd() { # tool label
 pull_cmd() { # tool label (kando pulls the latest snapshot of its path)
     case $1 in
         kando) CMD=("$KANDO_BIN" location pull --profile "$PROFILE" --path mydb/dump.sql -) ;;
+        kando-enc) CMD=(env KANDO_PASSWORD=kando-bench "$KANDO_BIN" location pull --profile "$PROFILE" --path mydb/dump.sql -) ;;
         restic) CMD=(restic dump --host bench --tag "$2" latest /dump.sql) ;;
         borg|borg-zstd3) CMD=(borg extract --stdout "::$2") ;;
     esac
@@ -305,7 +309,7 @@ measure() {
         # a pipe, as when a dump is streamed (not a redirect the tool could seek or mmap)
         # shellcheck disable=SC2002
         if ! cat "$input" | /usr/bin/time -v -o "$tf" "${CMD[@]}" >"$base.out" 2>"$base.err"; then status=FAIL; fi
-        if [[ $tool == kando ]]; then
+        if [[ $tool == kando* ]]; then
             note=$(grep -o 'physicalSize[^0-9]*[0-9]*' "$base.out" | grep -o '[0-9]*$' | tail -n1 || true)
             if [[ -n $note ]]; then note="physicalSize=$note"; fi
         fi

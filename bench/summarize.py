@@ -8,7 +8,7 @@ import statistics
 import sys
 
 SCEN_ORDER = ["push-day1", "push-day1-again", "push-day2", "pull-day1"]
-TOOL_ORDER = ["kando", "restic", "borg", "borg-zstd3"]
+TOOL_ORDER = ["kando", "kando-enc", "restic", "borg", "borg-zstd3"]
 SCEN_TEXT = {
     "push-day1": "day1 into an empty repository",
     "push-day1-again": "day1 again (all data already known)",

@@ -410,3 +410,43 @@ mod tests {
         assert_ne!(a, b);
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Throughput of the pieces encryption adds; `cargo test --lib crypto_speed -- --ignored
+    /// --nocapture` (dependencies are optimised in the dev profile too).
+    #[test]
+    #[ignore]
+    fn crypto_speed() {
+        let data = vec![7u8; 64 << 20];
+        let slot_params = KdfParams::default();
+        let t = std::time::Instant::now();
+        let (_, keys) = KeySlot::create(&Password::new(b"pw".to_vec()), "r", slot_params).unwrap();
+        eprintln!("argon2id {slot_params:?}: {:?}", t.elapsed());
+        let id = Id::of(b"x");
+        let mut copy = data.clone();
+        copy.reserve(SEAL_OVERHEAD);
+        let t = std::time::Instant::now();
+        let sealed = keys.seal(Sealed::Blob(&id), copy);
+        let s = t.elapsed();
+        let t = std::time::Instant::now();
+        keys.open(Sealed::Blob(&id), &sealed).unwrap();
+        let o = t.elapsed();
+        let t = std::time::Instant::now();
+        let _ = keys.chunk_id(&data);
+        let k = t.elapsed();
+        let t = std::time::Instant::now();
+        let _ = Id::of(&data);
+        let p = t.elapsed();
+        let mbs = |d: std::time::Duration| 64.0 * 1.048576 / d.as_secs_f64();
+        eprintln!(
+            "seal {:.0} MB/s, open {:.0} MB/s, keyed BLAKE3 {:.0} MB/s, BLAKE3 {:.0} MB/s",
+            mbs(s),
+            mbs(o),
+            mbs(k),
+            mbs(p)
+        );
+    }
+}
