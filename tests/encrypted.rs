@@ -438,6 +438,17 @@ fn tampered_ciphertext_is_refused_loudly() {
     ));
     let pull_of = |b: &LocalBackend| run_with(Some(PASSWORD), &pull_args(&b.profile(), "db"), b"");
     common::ok(&pull_of(&original));
+    common::ok(&run_with(
+        Some(PASSWORD),
+        &[
+            "repo",
+            "verify",
+            "--read-data",
+            "--profile",
+            &original.profile(),
+        ],
+        b"",
+    ));
     let in_dir =
         |b: &LocalBackend, sub: &str| -> Vec<PathBuf> { files_under(&repo_dir(b).join(sub)) };
 

@@ -236,14 +236,11 @@ fn push_cmd(
 ) -> Result<()> {
     validate_key(output_name).context("--output-name")?;
     let target = Target::new(args)?;
-    let mut producer = None;
-    let input: Box<dyn Read + Send> = match &source {
-        Source::Command(cmd) => {
-            let (child, out) = spawn_producer(cmd)?;
-            producer = Some(child);
-            out
-        }
-        Source::Path(p) => match Endpoint::parse(p) {
+    // A missing file fails before anything is created; the repository opens (or is created)
+    // before a producer starts, so a wrong password or an unreachable store never costs a dump.
+    let file_input: Option<Box<dyn Read + Send>> = match &source {
+        Source::Command(_) => None,
+        Source::Path(p) => Some(match Endpoint::parse(p) {
             Endpoint::Std => {
                 let stdin = std::io::stdin();
                 if stdin.is_terminal() {
@@ -256,10 +253,20 @@ fn push_cmd(
             Endpoint::File(path) => Box::new(
                 File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
             ),
-        },
+        }),
+    };
+    let repo = target.open(true)?;
+    let mut producer = None;
+    let input = match (file_input, &source) {
+        (Some(input), _) => input,
+        (None, Source::Command(cmd)) => {
+            let (child, out) = spawn_producer(cmd)?;
+            producer = Some(child);
+            out
+        }
+        (None, Source::Path(_)) => unreachable!("paths were opened above"),
     };
     let producer = std::sync::Mutex::new(producer);
-    let repo = target.open(true)?;
     let opts = PushOptions {
         jobs: tuning.jobs.unwrap_or_else(push::default_jobs),
         uploads: tuning

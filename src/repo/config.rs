@@ -167,4 +167,28 @@ mod tests {
         .is_err());
         ChunkerParams::default().validate().unwrap();
     }
+
+    #[test]
+    fn encrypted_configs_must_say_so_consistently() {
+        use crate::repo::crypto::{KdfParams, KeySlot, Password};
+        let mut c = Config::new(ChunkerParams::default());
+        let cheap = KdfParams {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let (slot, _) = KeySlot::create(&Password::new(b"pw".to_vec()), &c.id, cheap).unwrap();
+        c.encryption = Some(slot);
+        // A key under the plain version: refused, never read as plain.
+        assert!(Config::decode(&c.encode())
+            .unwrap_err()
+            .contains("inconsistent"));
+        c.version = ENCRYPTED_FORMAT_VERSION;
+        assert!(Config::decode(&c.encode()).unwrap().is_encrypted());
+        // Version 2 with the key stripped: refused too.
+        c.encryption = None;
+        assert!(Config::decode(&c.encode())
+            .unwrap_err()
+            .contains("inconsistent"));
+    }
 }
