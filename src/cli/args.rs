@@ -200,7 +200,7 @@ pub struct PushTuning {
     /// Threads hashing and compressing (default: one per core).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Packs uploaded at once (default: 4 to S3, 2 to a local directory, where more only
+    /// Packs uploaded at once (default: 4 to S3, 1 to a local directory, where more only
     /// raises peak memory).
     #[arg(long)]
     pub uploads: Option<usize>,

@@ -271,7 +271,7 @@ fn push_cmd(
         jobs: tuning.jobs.unwrap_or_else(push::default_jobs),
         uploads: tuning
             .uploads
-            .unwrap_or(if target.is_local() { 2 } else { 4 }),
+            .unwrap_or(if target.is_local() { 1 } else { 4 }),
         pack_size: tuning.pack_size_mib.clamp(1, 512) * 1024 * 1024,
         zstd_level: tuning.compression_level,
         ..PushOptions::default()

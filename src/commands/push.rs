@@ -18,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use fastcdc::v2020::{Normalization, StreamCDC};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
@@ -26,8 +25,9 @@ use crate::repo::chunklist::ChunkListWriter;
 use crate::repo::ids::Id;
 use crate::repo::index::IndexSegment;
 use crate::repo::manifest::{Manifest, MANIFEST_VERSION};
-use crate::repo::pack::{encode_blob, Codec, PackBuilder, PackEntry};
+use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry};
 use crate::repo::Repository;
+use fastcdc::v2020::{Normalization, StreamCDC};
 
 /// Tunables of the push pipeline. Defaults were chosen by measurement (BENCHMARKS.md).
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ struct StoredBlob {
     id: Id,
     codec: Codec,
     raw_len: u32,
-    stored: Vec<u8>,
+    stored: Bytes,
 }
 
 /// Marks an error that only reports a downstream stage stopping, not a cause.
@@ -134,7 +134,7 @@ pub fn push(
     let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(jobs * 2);
     // Workers hand each chunk's buffer on to the assembler, which hashes the stream in
     // order: the serial chunker thread then only runs FastCDC.
-    let (order_tx, order_rx) = bounded::<(u64, Id, bool, Vec<u8>)>(jobs * 2);
+    let (order_tx, order_rx) = bounded::<(u64, Id, bool, Bytes)>(jobs * 2);
     let (blob_tx, blob_rx) = bounded::<StoredBlob>(jobs * 2);
 
     let (chunked, workers, assembled, packed) = std::thread::scope(|s| {
@@ -162,15 +162,17 @@ pub fn push(
                 let (rx, order_tx, blob_tx) = (work_rx.clone(), order_tx.clone(), blob_tx.clone());
                 let known = &known;
                 s.spawn(move || -> Result<()> {
+                    let mut encoder = BlobEncoder::new(Some(opts.zstd_level), keys.clone())
+                        .context("cannot set up zstd")?;
                     for (seq, data) in rx {
+                        let data = Bytes::from(data);
                         let id = keys.chunk_id(&data);
                         let is_new = known.lock().unwrap().insert(id);
                         if is_new {
                             counters
                                 .new_raw
                                 .fetch_add(data.len() as u64, Ordering::Relaxed);
-                            let (codec, stored) =
-                                encode_blob(&id, &data, Some(opts.zstd_level), keys);
+                            let (codec, stored) = encoder.encode(&id, &data);
                             let raw_len = data.len() as u32;
                             send(
                                 &blob_tx,
@@ -196,10 +198,12 @@ pub fn push(
             move || -> Result<(crate::repo::chunklist::ChunkTree, u64, u64, Id)> {
                 let mut hasher = blake3::Hasher::new();
                 let mut writer = ChunkListWriter::new(keys.clone());
+                // Chunk-list blocks are hashes: compressing them gains nothing.
+                let mut encoder = BlobEncoder::new(None, keys.clone())?;
                 let mut emit = |id: Id, block: Vec<u8>| -> Result<()> {
                     if known_ref.lock().unwrap().insert(id) {
-                        // Chunk-list blocks are hashes: compressing them gains nothing.
-                        let (codec, stored) = encode_blob(&id, &block, None, keys);
+                        let block = Bytes::from(block);
+                        let (codec, stored) = encoder.encode(&id, &block);
                         send(
                             &assembler_blob_tx,
                             StoredBlob {
@@ -213,12 +217,18 @@ pub fn push(
                     Ok(())
                 };
                 let mut pending = BTreeMap::new();
+                let (mut hashed, mut trimmed_at) = (0u64, 0u64);
                 let (mut next, mut new_chunks) = (0u64, 0u64);
                 for (seq, id, is_new, data) in order_rx {
                     pending.insert(seq, (id, data));
                     new_chunks += is_new as u64;
                     while let Some((id, data)) = pending.remove(&next) {
                         hasher.update(&data);
+                        hashed += data.len() as u64;
+                        if hashed - trimmed_at >= super::TRIM_EVERY {
+                            trimmed_at = hashed;
+                            super::release_free_heap();
+                        }
                         writer.push(id, &mut emit)?;
                         next += 1;
                     }

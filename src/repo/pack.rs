@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 use super::crypto::{CryptoError, Keys, Sealed};
 use super::ids::{Id, Reader};
 
@@ -53,13 +55,6 @@ impl Codec {
     /// True for the codecs of encrypted repositories.
     pub fn is_sealed(self) -> bool {
         matches!(self, Codec::SealedRaw | Codec::SealedZstd)
-    }
-
-    fn sealed(self) -> Codec {
-        match self {
-            Codec::Raw | Codec::SealedRaw => Codec::SealedRaw,
-            Codec::Zstd | Codec::SealedZstd => Codec::SealedZstd,
-        }
     }
 }
 
@@ -231,17 +226,56 @@ pub fn read_trailer(pack: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, PackErro
     Ok(entries)
 }
 
-/// Encodes raw bytes for storage: zstd at `level` (none for `None`), or raw when that does
-/// not shrink them; then sealed, in an encrypted repository.
-pub fn encode_blob(id: &Id, raw: &[u8], level: Option<i32>, keys: &Keys) -> (Codec, Vec<u8>) {
-    let (codec, stored) = match level.map(|l| zstd::bulk::compress(raw, l)) {
-        Some(Ok(z)) if z.len() < raw.len() => (Codec::Zstd, z),
-        _ => (Codec::Raw, raw.to_vec()),
-    };
-    if keys.is_encrypted() {
-        (codec.sealed(), keys.seal(Sealed::Blob(id), stored))
-    } else {
-        (codec, stored)
+/// Encodes blobs for storage on one thread: zstd (reusing one compression context and one
+/// output buffer, so a push does not allocate and fault in a fresh context per chunk), raw
+/// when that does not shrink them, then sealed in an encrypted repository.
+pub struct BlobEncoder {
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    scratch: Vec<u8>,
+    keys: Keys,
+}
+
+impl BlobEncoder {
+    /// An encoder compressing at zstd `level`, or never for `None`.
+    pub fn new(level: Option<i32>, keys: Keys) -> std::io::Result<BlobEncoder> {
+        Ok(BlobEncoder {
+            compressor: level.map(zstd::bulk::Compressor::new).transpose()?,
+            scratch: Vec::new(),
+            keys,
+        })
+    }
+
+    /// The codec and stored bytes of blob `id` with content `raw`. A plain raw blob shares
+    /// `raw`'s buffer.
+    pub fn encode(&mut self, id: &Id, raw: &Bytes) -> (Codec, Bytes) {
+        let compressed = self.compressor.as_mut().and_then(|c| {
+            // Room for one byte less than the input: output that does not shrink fails
+            // fast with "destination too small" and the blob is stored raw.
+            self.scratch.clear();
+            self.scratch.reserve(raw.len().saturating_sub(1));
+            let room = raw.len().saturating_sub(1);
+            let dst = &mut self.scratch;
+            match c.compress_to_buffer(raw, dst) {
+                Ok(n) if n <= room => Some(n),
+                _ => None,
+            }
+        });
+        match (compressed, self.keys.is_encrypted()) {
+            (None, false) => (Codec::Raw, raw.clone()),
+            (Some(n), false) => (Codec::Zstd, Bytes::copy_from_slice(&self.scratch[..n])),
+            (None, true) => (
+                Codec::SealedRaw,
+                self.keys.seal(Sealed::Blob(id), raw.to_vec()).into(),
+            ),
+            (Some(n), true) => {
+                let mut sealed = Vec::with_capacity(n + super::crypto::SEAL_OVERHEAD);
+                sealed.extend_from_slice(&self.scratch[..n]);
+                (
+                    Codec::SealedZstd,
+                    self.keys.seal(Sealed::Blob(id), sealed).into(),
+                )
+            }
+        }
     }
 }
 
@@ -346,9 +380,10 @@ mod tests {
 
     fn build(blobs: &[Vec<u8>], keys: &Keys) -> (Vec<u8>, Vec<PackEntry>) {
         let mut b = PackBuilder::default();
+        let mut enc = BlobEncoder::new(Some(3), keys.clone()).unwrap();
         for raw in blobs {
             let id = keys.chunk_id(raw);
-            let (codec, stored) = encode_blob(&id, raw, Some(3), keys);
+            let (codec, stored) = enc.encode(&id, &Bytes::from(raw.clone()));
             b.add(id, codec, raw.len() as u32, &stored);
         }
         let (bytes, id, entries) = b.finish(keys);
@@ -407,18 +442,28 @@ mod tests {
     fn incompressible_blobs_are_stored_raw() {
         let mut raw = vec![0u8; 4096];
         blake3::Hasher::new().finalize_xof().fill(&mut raw);
-        let plain = Keys::plain();
-        let (codec, stored) = encode_blob(&Id::of(&raw), &raw, Some(3), &plain);
+        let raw = Bytes::from(raw);
+        let mut zstd = BlobEncoder::new(Some(3), Keys::plain()).unwrap();
+        let (codec, stored) = zstd.encode(&Id::of(&raw), &raw);
         assert_eq!(codec, Codec::Raw);
         assert_eq!(stored, raw);
-        let a = vec![b'a'; 4096];
-        let (codec, _) = encode_blob(&Id::of(&a), &a, Some(3), &plain);
+        let a = Bytes::from(vec![b'a'; 4096]);
+        let (codec, _) = zstd.encode(&Id::of(&a), &a);
         assert_eq!(codec, Codec::Zstd);
-        let (codec, _) = encode_blob(&Id::of(&a), &a, None, &plain);
-        assert_eq!(codec, Codec::Raw);
+        // The encoder is reused: incompressible again after compressible.
+        assert_eq!(zstd.encode(&Id::of(&raw), &raw).0, Codec::Raw);
+        let mut never = BlobEncoder::new(None, Keys::plain()).unwrap();
+        assert_eq!(never.encode(&Id::of(&a), &a).0, Codec::Raw);
         let keys = encrypted();
-        let (codec, stored) = encode_blob(&keys.chunk_id(&a), &a, Some(3), &keys);
+        let mut sealed = BlobEncoder::new(Some(3), keys.clone()).unwrap();
+        let (codec, stored) = sealed.encode(&keys.chunk_id(&a), &a);
         assert_eq!(codec, Codec::SealedZstd);
         assert!(!stored.windows(16).any(|w| w == &a[..16]));
+        let (codec, stored) = sealed.encode(&keys.chunk_id(&raw), &raw);
+        assert_eq!(codec, Codec::SealedRaw);
+        assert_eq!(stored.len(), raw.len() + crate::repo::crypto::SEAL_OVERHEAD);
+        // Empty blobs encode too.
+        let empty = Bytes::new();
+        assert_eq!(zstd.encode(&Id::of(&empty), &empty).0, Codec::Raw);
     }
 }
