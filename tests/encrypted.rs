@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
+use common::scenarios::push_args;
 use common::{gc_scenarios as gc, scenarios, Backend, LocalBackend};
 use kando::repo::crypto::Password;
 use kando::repo::ids::Id;
@@ -45,18 +46,6 @@ fn run_with(password: Option<&str>, args: &[&str], stdin: &[u8]) -> Output {
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     out
-}
-
-fn push_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
-    vec![
-        "location",
-        "push",
-        "--profile",
-        profile,
-        "--path",
-        path,
-        "-",
-    ]
 }
 
 fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {

@@ -170,14 +170,9 @@ mod tests {
 
     #[test]
     fn encrypted_configs_must_say_so_consistently() {
-        use crate::repo::crypto::{KdfParams, KeySlot, Password};
+        use crate::repo::crypto::{test_kdf, KeySlot, Password};
         let mut c = Config::new(ChunkerParams::default());
-        let cheap = KdfParams {
-            m_cost_kib: 64,
-            t_cost: 1,
-            p_cost: 1,
-        };
-        let (slot, _) = KeySlot::create(&Password::new(b"pw".to_vec()), &c.id, cheap).unwrap();
+        let (slot, _) = KeySlot::create(&Password::new(b"pw".to_vec()), &c.id, test_kdf()).unwrap();
         c.encryption = Some(slot);
         // A key under the plain version: refused, never read as plain.
         assert!(Config::decode(&c.encode())

@@ -334,17 +334,31 @@ fn open_with(cipher: &XChaCha20Poly1305, ad: &[u8], stored: &[u8]) -> Result<Vec
     Ok(buf)
 }
 
+/// A KDF cost that keeps unit tests fast (never used outside tests).
+#[cfg(test)]
+pub(crate) fn test_kdf() -> KdfParams {
+    KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    }
+}
+
+/// The keys of a fresh encrypted repository, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_keys() -> Keys {
+    KeySlot::create(&Password::new(b"pw".to_vec()), "r", test_kdf())
+        .unwrap()
+        .1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn cheap() -> KdfParams {
-        KdfParams {
-            m_cost_kib: 64,
-            t_cost: 1,
-            p_cost: 1,
-        }
+        test_kdf()
     }
 
     #[test]

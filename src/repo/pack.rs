@@ -365,18 +365,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::repo::crypto::{KdfParams, KeySlot, Password};
-
-    fn encrypted() -> Keys {
-        let cheap = KdfParams {
-            m_cost_kib: 64,
-            t_cost: 1,
-            p_cost: 1,
-        };
-        KeySlot::create(&Password::new(b"pw".to_vec()), "r", cheap)
-            .unwrap()
-            .1
-    }
+    use crate::repo::crypto::test_keys as encrypted;
 
     fn build(blobs: &[Vec<u8>], keys: &Keys) -> (Vec<u8>, Vec<PackEntry>) {
         let mut b = PackBuilder::default();

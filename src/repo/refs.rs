@@ -177,17 +177,7 @@ mod tests {
         }
     }
 
-    fn encrypted() -> Keys {
-        use crate::repo::crypto::{KdfParams, KeySlot, Password};
-        let cheap = KdfParams {
-            m_cost_kib: 64,
-            t_cost: 1,
-            p_cost: 1,
-        };
-        KeySlot::create(&Password::new(b"pw".to_vec()), "r", cheap)
-            .unwrap()
-            .1
-    }
+    use crate::repo::crypto::test_keys as encrypted;
 
     #[test]
     fn encrypted_keys_hide_names_but_not_shape() {

@@ -12,7 +12,8 @@ pub const AVG: usize = 512 * 1024;
 /// Largest chunk.
 pub const MAX: usize = 2 * 1024 * 1024;
 
-fn push_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
+/// `kando location push --profile P --path PATH -`.
+pub fn push_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
     vec![
         "location",
         "push",
