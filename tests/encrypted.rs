@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use common::scenarios::push_args;
-use common::{gc_scenarios as gc, scenarios, Backend, LocalBackend};
+use common::{files_under, gc_scenarios as gc, scenarios, Backend, LocalBackend};
 use kando::repo::crypto::Password;
 use kando::repo::ids::Id;
 use kando::repo::Repository;
@@ -29,23 +29,11 @@ fn run_with(password: Option<&str>, args: &[&str], stdin: &[u8]) -> Output {
     let mut cmd = Command::new(common::kando_bin());
     cmd.env_remove("KANDO_PASSWORD")
         .env_remove("KANDO_PASSWORD_FILE")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(args);
     if let Some(pw) = password {
         cmd.env("KANDO_PASSWORD", pw);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut sin = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = sin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    common::run_feeding(&mut cmd, stdin)
 }
 
 fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
@@ -63,22 +51,6 @@ fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
 /// The repository directory of a [`LocalBackend`] (its profile has prefix team/pre).
 fn repo_dir(b: &LocalBackend) -> PathBuf {
     b.dir().join("team/pre/kando-repo")
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Every chunk and block id in the repository's index, read through the library.

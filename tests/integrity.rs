@@ -13,19 +13,7 @@ fn repo_dir(b: &LocalBackend) -> PathBuf {
 }
 
 fn files_under(dir: &Path, sub: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join(sub)];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    common::files_under(&dir.join(sub))
 }
 
 fn push(b: &LocalBackend, path: &str, data: &[u8]) -> String {

@@ -112,8 +112,12 @@ impl Backend for LocalBackend {
 
 /// Runs kando with `args`, feeding `stdin`.
 pub fn kando(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = kando_command()
-        .args(args)
+    run_feeding(kando_command().args(args), stdin)
+}
+
+/// Runs `cmd`, writing `stdin` to it from another thread, and collects its output.
+pub fn run_feeding(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -208,18 +212,7 @@ pub fn snapshot_of(out: &Output, key: &str) -> serde_json::Value {
 
 /// Pushes `data` to `path` and returns the new snapshot's id.
 pub fn push_id(profile: &str, path: &str, data: &[u8]) -> String {
-    let out = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            profile,
-            "--path",
-            path,
-            "-",
-        ],
-        data,
-    );
+    let out = kando(&scenarios::push_args(profile, path), data);
     ok(&out);
     snapshot_of(&out, "kandoOutput")["id"]
         .as_str()
@@ -292,6 +285,23 @@ pub fn mixed_data(seed: u64, len: usize, block: usize) -> Vec<u8> {
         }
         i += 1;
     }
+    out
+}
+
+/// Every file under `dir`, sorted (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
     out
 }
 
