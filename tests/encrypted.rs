@@ -71,75 +71,61 @@ fn assert_encrypted(b: &LocalBackend) {
 
 // ---- The plain suites, encrypted. ----
 
+/// Runs a plain scenario on a fresh location and checks it really ran encrypted.
+fn on_encrypted(scenario: impl FnOnce(&LocalBackend)) {
+    let b = encrypted();
+    scenario(&b);
+    assert_encrypted(&b);
+}
+
 #[test]
 fn roundtrip_sizes() {
-    let b = encrypted();
-    scenarios::roundtrip_sizes(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| scenarios::roundtrip_sizes(b));
 }
 
 #[test]
 fn roundtrip_100_mb_mixed() {
-    let b = encrypted();
-    scenarios::roundtrip_large(&b, 100 << 20);
-    assert_encrypted(&b);
+    on_encrypted(|b| scenarios::roundtrip_large(b, 100 << 20));
 }
 
 #[test]
 fn dedup() {
-    let b = encrypted();
-    scenarios::dedup(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| scenarios::dedup(b));
 }
 
 #[test]
 fn blueprint_shapes() {
-    let b = encrypted();
-    scenarios::blueprint_shapes(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| scenarios::blueprint_shapes(b));
 }
 
 #[test]
 fn delete_by_path_components() {
-    let b = encrypted();
-    scenarios::delete_by_path_components(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| scenarios::delete_by_path_components(b));
 }
 
 #[test]
 fn bad_input_writes_nothing() {
-    let b = encrypted();
-    common::push_id(&b.profile(), "seed", b"seed");
-    scenarios::bad_input_writes_nothing(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| scenarios::bad_input_writes_nothing(b));
 }
 
 #[test]
 fn gc_delete_all_leaves_only_config() {
-    let b = encrypted();
-    gc::delete_all_leaves_only_config(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| gc::delete_all_leaves_only_config(b));
 }
 
 #[test]
 fn gc_delete_shared_keeps_the_other() {
-    let b = encrypted();
-    gc::delete_shared_keeps_the_other(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| gc::delete_shared_keeps_the_other(b));
 }
 
 #[test]
 fn gc_race_push_delete() {
-    let b = encrypted();
-    gc::race_push_delete(&b, 12);
-    assert_encrypted(&b);
+    on_encrypted(|b| gc::race_push_delete(b, 12));
 }
 
 #[test]
 fn gc_racing_init_agrees() {
-    let b = encrypted();
-    gc::racing_init_agrees(&b);
-    assert_encrypted(&b);
+    on_encrypted(|b| gc::racing_init_agrees(b));
 }
 
 // ---- What encryption must show. ----

@@ -20,18 +20,6 @@ fn suite(kind: &str) {
     core::blueprint_shapes(&fresh(true));
     core::delete_by_path_components(&fresh(true));
     let b = fresh(false);
-    common::ok(&common::kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "seed",
-            "-",
-        ],
-        b"seed",
-    ));
     core::bad_input_writes_nothing(&b);
     // Objects land under bucket/prefix/kando-repo/.
     let root = b.repo_root();

@@ -37,10 +37,7 @@ fn encrypted_suite_on_rgw() {
     checked(&|b| core::dedup(b));
     checked(&|b| core::blueprint_shapes(b));
     checked(&|b| core::delete_by_path_components(b));
-    checked(&|b| {
-        common::push_id(&b.profile(), "seed", b"seed");
-        core::bad_input_writes_nothing(b);
-    });
+    checked(&|b| core::bad_input_writes_nothing(b));
     checked(&|b| gc::delete_all_leaves_only_config(b));
     checked(&|b| gc::delete_shared_keeps_the_other(b));
     checked(&|b| gc::racing_init_agrees(b));

@@ -385,6 +385,8 @@ pub fn delete_by_path_components(b: &dyn Backend) {
 /// Failed commands write nothing to the location.
 pub fn bad_input_writes_nothing(b: &dyn Backend) {
     let profile = b.profile();
+    // Give the location a repository first, so "nothing written" is checked against one.
+    super::push_id(&profile, "seed", b"seed");
     let before = b.object_keys();
     let unknown = "0123456789abcdef0123456789abcdef";
     for (args, stdin) in [
