@@ -60,6 +60,13 @@ if [ -z "${KANDO_BUILD_DATE:-}" ]; then
 fi
 export KANDO_GIT_COMMIT KANDO_BUILD_DATE
 
+# jemalloc (the binary's allocator) fixes its page size when it is built. arm64 kernels run
+# 4, 16 or 64 KiB pages, and a jemalloc built for smaller pages than the kernel's aborts at
+# start, so aarch64 builds take 64 KiB, which also runs on the smaller ones.
+if [ "$arch" = aarch64 ]; then
+  export JEMALLOC_SYS_WITH_LG_PAGE=16
+fi
+
 log "cargo build --release --locked --target $target (commit $KANDO_GIT_COMMIT, date $KANDO_BUILD_DATE)"
 cargo build --release --locked --target "$target" >&2
 

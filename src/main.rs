@@ -1,27 +1,24 @@
-//! The `kando` binary: everything lives in the library; this only tunes the allocator and
+//! The `kando` binary: everything lives in the library; this only picks the allocator and
 //! sets the exit status.
 
-fn main() {
-    tune_allocator();
-    std::process::exit(kando::cli::main());
-}
+/// jemalloc, on every target. musl's own malloc (the static release binary's libc) maps and
+/// unmaps every chunk-sized buffer: 160–190 k page faults per 658 MB dump, pushes 35–45 %
+/// slower and pulls 50 % slower than the same code on glibc. jemalloc reuses freed buffers
+/// instead, so the static binary runs as fast as the glibc build, and both use the same
+/// allocator that the benchmarks measure (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// glibc raises its mmap threshold after each large free, so multi-MiB pack and read
-/// buffers end up in per-thread heaps that are never returned: pull's peak RSS grew from
-/// 104 MB to 130 MB between a 1 GiB and an 8 GiB stream. A fixed 1 MiB threshold keeps
-/// pack- and read-sized buffers in mmap (RSS follows what is live) and average chunks in
-/// two heaps that keep 16 MiB for reuse instead of re-faulting it (the 256 KiB threshold
-/// tried first spent 0.6 s of a 0.9 s push in page faults). Measured in BENCHMARKS.md;
-/// mimalloc was worse (346–435 MB).
-fn tune_allocator() {
-    // KANDO_MALLOC_DEFAULTS=1 leaves glibc alone (to compare settings via GLIBC_TUNABLES).
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("KANDO_MALLOC_DEFAULTS").is_none() {
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-            // Keep freed chunk-sized memory for reuse instead of returning and re-faulting it.
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 16 * 1024 * 1024);
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
+/// jemalloc's built-in options (`malloc_conf`; tikv-jemalloc-sys prefixes its symbols).
+/// - `narenas:1`: one arena, because chunks are allocated on one thread and freed on
+///   another; per-thread arenas each kept their own free memory (pull: 100 MB peak, not 46).
+/// - `dirty_decay_ms:1000`, `muzzy_decay_ms:0`: freed pages go back to the kernel about a
+///   second after their last use, so resident memory stays at the working set however
+///   long the stream runs (jemalloc's 10 s default let an 8 GiB pull grow 15 % over a
+///   1 GiB one), while buffers reused within the second are never faulted in twice.
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: &[u8; 47] = b"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+fn main() {
+    std::process::exit(kando::cli::main());
 }

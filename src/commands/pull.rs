@@ -80,7 +80,7 @@ pub fn pull(
         let planner = s.spawn(move || plan_reads(rt, repo, id, manifest, index, opts, job_tx));
         let writer = s.spawn(move || -> Result<(u64, Id)> {
             let mut hasher = blake3::Hasher::new();
-            let (mut total, mut trimmed_at) = (0u64, 0u64);
+            let mut total = 0u64;
             for chunks in data_rx {
                 for c in chunks {
                     hasher.update(&c);
@@ -88,10 +88,6 @@ pub fn pull(
                         .context("cannot write the restored data")?;
                     total += c.len() as u64;
                     written.store(total, Ordering::Relaxed);
-                }
-                if total - trimmed_at >= super::TRIM_EVERY {
-                    trimmed_at = total;
-                    super::release_free_heap();
                 }
             }
             out.flush().context("cannot write the restored data")?;
