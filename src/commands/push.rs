@@ -19,7 +19,7 @@ use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::repo::chunklist::ChunkListWriter;
 use crate::repo::ids::Id;
@@ -97,6 +97,21 @@ struct StoredBlob {
     codec: Codec,
     raw_len: u32,
     stored: Bytes,
+    /// The chunk's part of the in-flight budget (none for chunk-list blocks).
+    _share: Share,
+}
+
+/// A chunk's part of push's in-flight budget, held by every copy of the chunk on its way
+/// (to the assembler, which hashes it, and to the packer, which copies it into a pack)
+/// and given back when the last one is dropped.
+type Share = Option<Arc<OwnedSemaphorePermit>>;
+
+/// Bytes of chunk data between the chunker and the pack being filled: enough for every
+/// worker to have two maximum-size chunks at hand. The channels alone bound the number
+/// of chunks, not their sizes; the rare moment when many large chunks were in flight set
+/// the peak, and a longer stream met more of them (1 → 8 GiB: +8–13 %).
+fn budget_kib(jobs: usize, max_chunk: u32) -> usize {
+    ((jobs + 2) * 2 * max_chunk as usize).div_ceil(1024)
 }
 
 /// Marks an error that only reports a downstream stage stopping, not a cause.
@@ -131,10 +146,12 @@ pub fn push(
     let keys = repo.keys();
     let jobs = opts.jobs.max(1);
 
-    let (work_tx, work_rx) = bounded::<(u64, Vec<u8>)>(jobs * 2);
+    let budget_kib = budget_kib(jobs, chunker.max);
+    let budget = Arc::new(Semaphore::new(budget_kib));
+    let (work_tx, work_rx) = bounded::<(u64, Vec<u8>, Share)>(jobs * 2);
     // Workers hand each chunk's buffer on to the assembler, which hashes the stream in
     // order: the serial chunker thread then only runs FastCDC.
-    let (order_tx, order_rx) = bounded::<(u64, Id, bool, Bytes)>(jobs * 2);
+    let (order_tx, order_rx) = bounded::<(u64, Id, bool, Bytes, Share)>(jobs * 2);
     let (blob_tx, blob_rx) = bounded::<StoredBlob>(jobs * 2);
 
     let (chunked, workers, assembled, packed) = std::thread::scope(|s| {
@@ -152,7 +169,13 @@ pub fn push(
                 let chunk = chunk.map_err(|e| anyhow!("cannot read the input: {e}"))?;
                 total += chunk.data.len() as u64;
                 counters.read.store(total, Ordering::Relaxed);
-                send(&work_tx, (seq as u64, chunk.data))?;
+                // Taken in stream order, so the chunk the assembler waits for always has
+                // its share: no deadlock.
+                let share = chunk.data.len().div_ceil(1024).min(budget_kib) as u32;
+                let permit = rt
+                    .block_on(budget.clone().acquire_many_owned(share))
+                    .expect("the semaphore is never closed");
+                send(&work_tx, (seq as u64, chunk.data, Some(Arc::new(permit))))?;
             }
             Ok(total)
         });
@@ -164,7 +187,7 @@ pub fn push(
                 s.spawn(move || -> Result<()> {
                     let mut encoder = BlobEncoder::new(Some(opts.zstd_level), keys.clone())
                         .context("cannot set up zstd")?;
-                    for (seq, data) in rx {
+                    for (seq, data, share) in rx {
                         let data = Bytes::from(data);
                         let id = keys.chunk_id(&data);
                         let is_new = known.lock().unwrap().insert(id);
@@ -181,10 +204,11 @@ pub fn push(
                                     codec,
                                     raw_len,
                                     stored,
+                                    _share: share.clone(),
                                 },
                             )?;
                         }
-                        send(&order_tx, (seq, id, is_new, data))?;
+                        send(&order_tx, (seq, id, is_new, data, share))?;
                     }
                     Ok(())
                 })
@@ -211,6 +235,7 @@ pub fn push(
                                 codec,
                                 raw_len: block.len() as u32,
                                 stored,
+                                _share: None,
                             },
                         )?;
                     }
@@ -218,10 +243,10 @@ pub fn push(
                 };
                 let mut pending = BTreeMap::new();
                 let (mut next, mut new_chunks) = (0u64, 0u64);
-                for (seq, id, is_new, data) in order_rx {
-                    pending.insert(seq, (id, data));
+                for (seq, id, is_new, data, share) in order_rx {
+                    pending.insert(seq, (id, data, share));
                     new_chunks += is_new as u64;
-                    while let Some((id, data)) = pending.remove(&next) {
+                    while let Some((id, data, _share)) = pending.remove(&next) {
                         hasher.update(&data);
                         writer.push(id, &mut emit)?;
                         next += 1;
@@ -349,8 +374,11 @@ fn pack_and_upload(
         // Seal the pack before a blob would overflow it, so its buffer never regrows (a
         // regrown buffer doubles: 16 MiB held for a 9 MiB pack).
         if !builder.is_empty() && builder.len() + blob.stored.len() > opts.pack_size {
-            let full = std::mem::replace(&mut builder, PackBuilder::with_capacity(capacity));
-            upload(full, &mut started);
+            // The next buffer is taken only once the upload has its slot, that is once an
+            // earlier upload freed its buffer: two packs in memory with one upload at a
+            // time, not three.
+            upload(std::mem::take(&mut builder), &mut started);
+            builder = PackBuilder::with_capacity(capacity);
         }
         builder.add(blob.id, blob.codec, blob.raw_len, &blob.stored);
         while let Ok(done) = done_rx.try_recv() {
