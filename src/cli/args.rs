@@ -95,7 +95,8 @@ pub enum LocationCommand {
         #[arg(short = 'k', long = "kopia-snapshot")]
         kopia_snapshot: Option<String>,
         /// Ranged reads (of up to 4 MiB) in flight (default: 12 from S3, where latency
-        /// dominates; 6 from a local directory). Memory is about 4.5 MiB per read.
+        /// dominates; 6 from a local directory). Pull holds at most 4 MiB of read and
+        /// decoded data per read.
         #[arg(long)]
         reads: Option<usize>,
     },
