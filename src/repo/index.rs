@@ -85,8 +85,8 @@ impl IndexSegment {
 /// Every blob the repository holds, by id.
 ///
 /// Held whole by pull, verify and gc, so it is kept small: a blob costs its 32-byte id
-/// and a 20-byte [`Slot`] (pack ids are numbered, not repeated per blob), about 53 bytes
-/// per chunk with the table's overhead instead of the 113 a full [`BlobLocation`] took.
+/// and a 20-byte [`Slot`] (pack ids are numbered, not repeated per blob): 53 bytes per
+/// table slot with its control byte, where a full [`BlobLocation`] took 113.
 #[derive(Debug, Default)]
 pub struct Index {
     blobs: HashMap<Id, Slot>,
