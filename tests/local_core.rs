@@ -16,6 +16,11 @@ fn roundtrip_300_mb_mixed() {
 }
 
 #[test]
+fn smallest_pipelines() {
+    scenarios::smallest_pipelines(&LocalBackend::new());
+}
+
+#[test]
 fn dedup() {
     scenarios::dedup(&LocalBackend::new());
 }

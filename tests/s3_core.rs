@@ -16,6 +16,7 @@ fn suite(kind: &str) {
     core::roundtrip_sizes(&fresh(false));
     core::roundtrip_large(&fresh(false), 100 << 20);
     core::dedup(&fresh(false));
+    core::smallest_pipelines(&fresh(false));
     core::blueprint_shapes(&fresh(false));
     core::blueprint_shapes(&fresh(true));
     core::delete_by_path_components(&fresh(true));

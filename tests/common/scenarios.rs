@@ -168,6 +168,51 @@ pub fn roundtrip_large(b: &dyn Backend, len: usize) {
     assert_eq!(got, want, "large stream differs on {}", b.name());
 }
 
+/// The smallest pipelines: one worker, one upload, 1 MiB packs (smaller than the largest
+/// chunks), one or two reads in flight. Byte budgets are then smaller than one chunk or
+/// one read (a 4 MiB read of incompressible data needs 8 MiB: stored + decoded), which
+/// must still pass one at a time, byte-exact.
+pub fn smallest_pipelines(b: &dyn Backend) {
+    let profile = b.profile();
+    let small_packs = mixed_data(41, 24 << 20, 3 << 20);
+    let mut push = push_args(&profile, "tight/small-packs");
+    push.splice(
+        2..2,
+        ["--jobs", "1", "--uploads", "1", "--pack-size-mib", "1"],
+    );
+    ok(&kando(&push, &small_packs));
+    // Other data in default 8 MiB packs, so that reads span 4 MiB.
+    let big_reads = random_bytes(42, 24 << 20);
+    ok(&kando(&push_args(&profile, "tight/big-reads"), &big_reads));
+    for (path, data) in [
+        ("tight/small-packs", &small_packs),
+        ("tight/big-reads", &big_reads),
+    ] {
+        for reads in ["1", "2"] {
+            let out = kando(
+                &[
+                    "location",
+                    "pull",
+                    "--profile",
+                    &profile,
+                    "--path",
+                    path,
+                    "--reads",
+                    reads,
+                    "-",
+                ],
+                b"",
+            );
+            ok(&out);
+            assert!(
+                out.stdout == *data,
+                "{path} with --reads {reads} restored different bytes on {}",
+                b.name()
+            );
+        }
+    }
+}
+
 /// Same 100 MB twice: < 1 % growth. A copy with 1 % changed in a few places: < 10 %.
 pub fn dedup(b: &dyn Backend) {
     let profile = b.profile();
