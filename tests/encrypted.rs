@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use common::scenarios::push_args;
+use common::scenarios::{pull_args, push_args};
 use common::{files_under, gc_scenarios as gc, scenarios, Backend, LocalBackend};
 use kando::repo::crypto::Password;
 use kando::repo::ids::Id;
@@ -34,18 +34,6 @@ fn run_with(password: Option<&str>, args: &[&str], stdin: &[u8]) -> Output {
         cmd.env("KANDO_PASSWORD", pw);
     }
     common::run_feeding(&mut cmd, stdin)
-}
-
-fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
-    vec![
-        "location",
-        "pull",
-        "--profile",
-        profile,
-        "--path",
-        path,
-        "-",
-    ]
 }
 
 /// The repository directory of a [`LocalBackend`] (its profile has prefix team/pre).

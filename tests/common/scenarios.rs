@@ -25,6 +25,19 @@ pub fn push_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// `kando location pull --profile P --path PATH -`.
+pub fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
+    vec![
+        "location",
+        "pull",
+        "--profile",
+        profile,
+        "--path",
+        path,
+        "-",
+    ]
+}
+
 /// Byte-exact round trips through stdin/stdout for sizes at and around the chunker's
 /// bounds, and through files.
 pub fn roundtrip_sizes(b: &dyn Backend) {
@@ -154,15 +167,7 @@ pub fn roundtrip_large(b: &dyn Backend, len: usize) {
     );
     ok(&out);
     assert_eq!(snapshot_of(&out, "kandoOutput")["logicalSize"], len as u64);
-    let (out, n, got) = pull_digest(&[
-        "location",
-        "pull",
-        "--profile",
-        &profile,
-        "--path",
-        "big/stream",
-        "-",
-    ]);
+    let (out, n, got) = pull_digest(&pull_args(&profile, "big/stream"));
     ok(&out);
     assert_eq!(n, len as u64);
     assert_eq!(got, want, "large stream differs on {}", b.name());
@@ -189,20 +194,9 @@ pub fn smallest_pipelines(b: &dyn Backend) {
         ("tight/big-reads", &big_reads),
     ] {
         for reads in ["1", "2"] {
-            let out = kando(
-                &[
-                    "location",
-                    "pull",
-                    "--profile",
-                    &profile,
-                    "--path",
-                    path,
-                    "--reads",
-                    reads,
-                    "-",
-                ],
-                b"",
-            );
+            let mut pull = pull_args(&profile, path);
+            pull.splice(2..2, ["--reads", reads]);
+            let out = kando(&pull, b"");
             ok(&out);
             assert!(
                 out.stdout == *data,
@@ -258,18 +252,7 @@ pub fn dedup(b: &dyn Backend) {
         growth as f64 * 100.0 / after_first as f64
     );
     // Both still restore.
-    let out = kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &profile,
-            "--path",
-            "dedup/b",
-            "-",
-        ],
-        b"",
-    );
+    let out = kando(&pull_args(&profile, "dedup/b"), b"");
     ok(&out);
     assert!(out.stdout == edited);
 }
