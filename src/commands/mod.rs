@@ -7,3 +7,9 @@ pub mod list;
 pub mod pull;
 pub mod push;
 pub mod verify;
+
+/// Push's and pull's byte budgets count semaphore permits in KiB (a permit count is a
+/// u32), rounded up.
+pub(crate) fn kib(bytes: u64) -> usize {
+    bytes.div_ceil(1024) as usize
+}

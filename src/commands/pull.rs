@@ -19,6 +19,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::kib;
 use crate::repo::chunklist::ChunkListReader;
 use crate::repo::ids::Id;
 use crate::repo::index::Index;
@@ -71,11 +72,6 @@ fn buffer_kib(opts: &PullOptions) -> usize {
     kib(opts.reads.max(1) as u64 * opts.read_span)
 }
 
-/// Semaphore permits are KiB, rounded up.
-fn kib(bytes: u64) -> usize {
-    bytes.div_ceil(1024) as usize
-}
-
 /// Restores snapshot `id` (whose manifest is `manifest`) into `out`.
 pub fn pull(
     rt: &Handle,
@@ -125,18 +121,18 @@ pub fn pull(
             .then(|job| {
                 let buffer = buffer.clone();
                 async move {
-                    let share = kib(job.range.end - job.range.start) + kib(job.raw_len);
+                    let stored_kib = kib(job.range.end - job.range.start);
+                    let share = stored_kib + kib(job.raw_len);
                     let permit = buffer
                         .acquire_many_owned(share.min(buffer_kib) as u32)
                         .await
                         .expect("the semaphore is never closed");
-                    (job, permit)
+                    (job, permit, stored_kib)
                 }
             });
-            jobs.map(|(job, mut permit)| {
+            jobs.map(|(job, mut permit, stored_kib)| {
                 let (storage, keys) = (storage.clone(), keys.clone());
                 async move {
-                    let stored_kib = kib(job.range.end - job.range.start);
                     let key = pack_key(&job.pack);
                     let data = storage
                         .get_range(&key, job.range.clone())

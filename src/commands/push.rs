@@ -111,7 +111,7 @@ type Share = Option<Arc<OwnedSemaphorePermit>>;
 /// of chunks, not their sizes; the rare moment when many large chunks were in flight set
 /// the peak, and a longer stream met more of them (1 → 8 GiB: +8–13 %).
 fn budget_kib(jobs: usize, max_chunk: u32) -> usize {
-    ((jobs + 2) * 2 * max_chunk as usize).div_ceil(1024)
+    super::kib(((jobs + 2) * 2) as u64 * max_chunk as u64)
 }
 
 /// Marks an error that only reports a downstream stage stopping, not a cause.
@@ -171,7 +171,7 @@ pub fn push(
                 counters.read.store(total, Ordering::Relaxed);
                 // Taken in stream order, so the chunk the assembler waits for always has
                 // its share: no deadlock.
-                let share = chunk.data.len().div_ceil(1024).min(budget_kib) as u32;
+                let share = super::kib(chunk.data.len() as u64).min(budget_kib) as u32;
                 let permit = rt
                     .block_on(budget.clone().acquire_many_owned(share))
                     .expect("the semaphore is never closed");
