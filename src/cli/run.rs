@@ -415,14 +415,11 @@ fn write_atomically(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> 
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.kando-{:08x}",
-        name.to_string_lossy(),
-        rand::random::<u32>()
-    ));
+    if path.file_name().is_none() {
+        bail!("{} is not a file path", path.display());
+    }
+    // Short, so that any name the file system allows for the target still leaves room.
+    let tmp = dir.join(format!(".kando-{:016x}.tmp", rand::random::<u64>()));
     let mut file =
         File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let result = fill(&mut file)
