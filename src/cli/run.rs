@@ -408,9 +408,22 @@ fn pull_locked(
     Ok(())
 }
 
-/// Writes `path` through a temporary file in the same directory, renamed into place only
-/// when `fill` succeeds: a failed pull never leaves a partial file under the name.
+/// Writes the pulled data to `path`. A regular file (or a new name) is written through a
+/// temporary file in the same directory, moved into place only when `fill` succeeds: a
+/// failed pull never leaves a partial file under the name. Anything else that exists (a
+/// FIFO, /dev/null, a device) is opened and written directly, as upstream does: replacing
+/// it with a regular file would break whoever reads it.
 fn write_atomically(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            return fill(&mut file);
+        }
+        _ => {}
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -420,18 +433,52 @@ fn write_atomically(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> 
     }
     // Short, so that any name the file system allows for the target still leaves room.
     let tmp = dir.join(format!(".kando-{:016x}.tmp", rand::random::<u64>()));
-    let mut file =
-        File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let result = fill(&mut file)
-        .and_then(|()| file.sync_all().context("cannot flush the restored file"))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot move the restored data to {}", path.display()))
-        });
+    let result = write_through_temp(&tmp, path, fill);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn write_through_temp(
+    tmp: &Path,
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    fill(&mut file)?;
+    file.sync_all().context("cannot flush the restored file")?;
+    drop(file);
+    match std::fs::rename(tmp, path) {
+        Ok(()) => Ok(()),
+        // A bind-mounted file (a container's mount point) cannot be replaced, only written.
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            copy_into(tmp, path)?;
+            std::fs::remove_file(tmp).with_context(|| format!("cannot remove {}", tmp.display()))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot move the restored data to {}", path.display()))
+        }
+    }
+}
+
+/// Copies the verified temporary file over `path` in place (when it cannot be renamed).
+fn copy_into(tmp: &Path, path: &Path) -> Result<()> {
+    let mut from =
+        File::open(tmp).with_context(|| format!("cannot read back {}", tmp.display()))?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    std::io::copy(&mut from, &mut to)
+        .and_then(|_| to.sync_all())
+        .with_context(|| format!("cannot write the restored data to {}", path.display()))?;
+    Ok(())
 }
 
 fn delete_cmd(args: &LocationArgs, snapshot: Option<&str>) -> Result<()> {
