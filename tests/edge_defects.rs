@@ -3,12 +3,14 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{kando, ok, push_id, Backend, LocalBackend};
+use common::scenarios::push_args;
+use common::{fails_69, kando, kando_command, ok, push_id, Backend, LocalBackend};
 
 /// `kando location pull --profile P --path PATH TARGET`.
 fn pull_to(profile: &str, path: &str, target: &Path) -> Output {
@@ -26,6 +28,16 @@ fn pull_to(profile: &str, path: &str, target: &Path) -> Output {
     )
 }
 
+/// The snapshots `repo list` shows (one line each).
+fn listed(profile: &str) -> Vec<String> {
+    let out = kando(&["repo", "list", "--profile", profile], b"");
+    ok(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Entries of `dir` (names).
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -34,6 +46,31 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Polls `cond` until it holds; a bounded loop, never a fixed wait. `child` failing first
+/// ends the test with its stderr.
+fn poll_until(what: &str, child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !cond() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("kando ended ({status}) before {what}: {stderr}");
+        }
+        assert!(Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn send(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
 }
 
 // ---- 1. Pull to a FIFO or a device writes through it. ----
@@ -158,4 +195,80 @@ fn pull_to_a_250_byte_file_name() {
     ok(&pull_to(&profile, "p", &target));
     assert!(std::fs::read(&target).unwrap() == data);
     assert_eq!(entries(dir.path()), [name]);
+}
+
+// ---- 3. Signals. ----
+
+/// Asserts the one-line interruption report.
+fn interrupted(out: &Output, sig: &str) -> String {
+    let line = fails_69(out);
+    assert!(line.contains(sig), "{line}");
+    line
+}
+
+#[test]
+fn sigterm_during_pull_to_a_file_removes_the_partial_output() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    // Zeros dedup to one chunk: quick to push, and long enough to pull that the signal
+    // lands mid-stream.
+    push_id(&profile, "big", &vec![0u8; 256 << 20]);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("restored");
+    let mut child = kando_command()
+        .args([
+            "location",
+            "pull",
+            "--profile",
+            &profile,
+            "--path",
+            "big",
+            target.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The temporary output exists: the pull is under way.
+    poll_until("the temporary output", &mut child, || {
+        !entries(dir.path()).is_empty()
+    });
+    send(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let line = interrupted(&out, "SIGTERM");
+    assert!(line.contains("removed"), "{line}");
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn signals_during_push_commit_nothing() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    for (sig, name) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let mut child = kando_command()
+            .args(push_args(&profile, "p"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // More than the pipe holds (1 MiB): once written, kando is reading its input.
+        stdin
+            .write_all(&common::random_bytes(sig as u64, 4 << 20))
+            .unwrap();
+        send(&child, sig);
+        // The input stays open: only the signal can end the push.
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        let line = interrupted(&out, name);
+        assert!(line.contains("nothing was committed"), "{line}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(listed(&profile), Vec::<String>::new(), "after {name}");
+    }
 }

@@ -7,6 +7,7 @@ mod password;
 mod progress;
 mod run;
 mod s3;
+mod signals;
 
 use std::io::Write;
 
@@ -31,9 +32,21 @@ pub fn main() -> i32 {
         }
     };
     init_logging(&cli.verbosity);
+    // Before any other thread starts (see signals.rs).
+    match &cli.command {
+        Some(Command::Location {
+            command: LocationCommand::Push { .. },
+        }) => signals::install(signals::Operation::Push),
+        Some(Command::Location {
+            command: LocationCommand::Pull { .. },
+        }) => signals::install(signals::Operation::Pull),
+        _ => {}
+    }
     match run::run(cli) {
         Ok(()) => 0,
         Err(e) => {
+            // A signal arriving now must not add a second error line.
+            signals::finishing();
             // One line for the error, then its causes on the same line: pod logs stay readable.
             let mut msg = format!("Error: {e}");
             for cause in e.chain().skip(1) {

@@ -296,6 +296,8 @@ fn push_cmd(
             if let Some(child) = producer.lock().unwrap().as_mut() {
                 producer_succeeded(child)?;
             }
+            // About to commit: a signal from here on no longer ends the process (signals.rs).
+            super::signals::finishing();
             lock.ensure_fresh()
         },
     );
@@ -433,10 +435,13 @@ fn write_atomically(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> 
     }
     // Short, so that any name the file system allows for the target still leaves room.
     let tmp = dir.join(format!(".kando-{:016x}.tmp", rand::random::<u64>()));
+    // Registered first: a signal between the two must not leave the file behind.
+    super::signals::register_temp(&tmp);
     let result = write_through_temp(&tmp, path, fill);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    super::signals::unregister_temp(&tmp);
     result
 }
 
@@ -453,6 +458,8 @@ fn write_through_temp(
     fill(&mut file)?;
     file.sync_all().context("cannot flush the restored file")?;
     drop(file);
+    // Complete and verified: a signal no longer ends the process (signals.rs).
+    super::signals::finishing();
     match std::fs::rename(tmp, path) {
         Ok(()) => Ok(()),
         // A bind-mounted file (a container's mount point) cannot be replaced, only written.
