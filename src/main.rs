@@ -19,6 +19,27 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 static JEMALLOC_CONF: &[u8; 47] = b"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
+/// Runs before the Rust runtime starts, which replaces a closed stdout with /dev/null:
+/// kando must know it was closed (`>&-`) to refuse `pull -` and push instead of writing
+/// into nothing (`cli::record_inherited_stdio`). glibc and musl both run `.init_array`.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static RECORD_INHERITED_STDIO: extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = {
+    extern "C" fn record(
+        _argc: libc::c_int,
+        _argv: *const *const libc::c_char,
+        _envp: *const *const libc::c_char,
+    ) {
+        kando::cli::record_inherited_stdio();
+    }
+    record
+};
+
 fn main() {
     std::process::exit(kando::cli::main());
 }

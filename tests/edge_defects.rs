@@ -5,12 +5,17 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::scenarios::push_args;
-use common::{fails_69, kando, kando_command, ok, push_id, Backend, LocalBackend};
+use common::{fails_69, kando, kando_bin, kando_command, ok, push_id, Backend, LocalBackend};
+
+/// The repository directory of a [`LocalBackend`] (its profile's prefix, default repo dir).
+fn repo_dir(b: &LocalBackend) -> PathBuf {
+    b.dir().join("team/pre/kando-repo")
+}
 
 /// `kando location pull --profile P --path PATH TARGET`.
 fn pull_to(profile: &str, path: &str, target: &Path) -> Output {
@@ -271,4 +276,52 @@ fn signals_during_push_commit_nothing() {
         assert!(out.stdout.is_empty());
         assert_eq!(listed(&profile), Vec::<String>::new(), "after {name}");
     }
+}
+
+// ---- 4. Closed stdout. ----
+
+/// Runs `kando ARGS >&-` (stdout closed) through sh, feeding `stdin`.
+fn with_stdout_closed(args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$@" >&-"#)
+        .arg("sh")
+        .arg(kando_bin())
+        .args(args)
+        .env_remove("KANDO_PASSWORD")
+        .env_remove("KANDO_PASSWORD_FILE");
+    common::run_feeding(&mut cmd, stdin)
+}
+
+#[test]
+fn pull_to_a_closed_stdout_fails() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    push_id(&profile, "p", &common::random_bytes(6, 1 << 20));
+    let out = with_stdout_closed(
+        &[
+            "location",
+            "pull",
+            "--profile",
+            &profile,
+            "--path",
+            "p",
+            "-",
+        ],
+        b"",
+    );
+    let line = fails_69(&out);
+    assert!(line.contains("standard output is closed"), "{line}");
+}
+
+#[test]
+fn push_with_stdout_closed_fails_before_committing() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    ok(&kando(&["repo", "init", "--profile", &profile], b""));
+    let out = with_stdout_closed(&push_args(&profile, "p"), &common::random_bytes(7, 1 << 20));
+    let line = fails_69(&out);
+    assert!(line.contains("standard output is closed"), "{line}");
+    assert_eq!(listed(&profile), Vec::<String>::new());
+    assert!(common::files_under(&repo_dir(&b).join("packs")).is_empty());
 }

@@ -10,6 +10,7 @@ mod s3;
 mod signals;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -18,6 +19,26 @@ pub use open::{open_storage, repository_root};
 
 /// Exit status of every failure, as upstream kando (since 0.114).
 pub const EXIT_FAILURE: i32 = 69;
+
+/// True when the process started with file descriptor 1 closed (`>&-`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Records whether standard output was closed when the process started. The Rust runtime
+/// opens /dev/null on a closed stdin, stdout or stderr before `main` (so a file kando opens
+/// never becomes one of them), which would let `pull -` or push's output line vanish into
+/// it with exit 0; so the binary calls this from an `.init_array` constructor, before the
+/// runtime starts (src/main.rs).
+pub fn record_inherited_stdio() {
+    // SAFETY: fcntl on a plain integer, touching nothing else.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether standard output was closed when kando started (it is /dev/null now).
+pub(crate) fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
 
 /// Runs kando with the process's arguments and returns the exit status.
 pub fn main() -> i32 {

@@ -66,8 +66,17 @@ fn version_line() -> String {
     )
 }
 
+/// Fails when kando started with standard output closed (`>&-`; see `cli::main`).
+fn require_stdout(why: &str) -> Result<()> {
+    if super::stdout_closed() {
+        bail!("standard output is closed; {why}");
+    }
+    Ok(())
+}
+
 /// Writes one line to stdout; a closed stdout is an error, never a panic.
 fn print_stdout(line: &str) -> Result<()> {
+    require_stdout("nothing can be printed")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
@@ -235,6 +244,9 @@ fn push_cmd(
     progress: ProgressConfig,
 ) -> Result<()> {
     validate_key(output_name).context("--output-name")?;
+    // The snapshot id goes to stdout at the end: with nowhere to report it, fail before a
+    // snapshot nobody hears about is committed.
+    require_stdout("the snapshot id could not be reported")?;
     let target = Target::new(args)?;
     // A missing file fails before anything is created; the repository opens (or is created)
     // before a producer starts, so a wrong password or an unreachable store never costs a dump.
@@ -334,6 +346,9 @@ fn pull_cmd(
     reads: Option<usize>,
     progress: ProgressConfig,
 ) -> Result<()> {
+    if Endpoint::parse(target_arg) == Endpoint::Std {
+        require_stdout("there is nowhere to write the snapshot (give a file instead of -)")?;
+    }
     let target = Target::new(args)?;
     let reads = reads.unwrap_or(if target.is_local() { 6 } else { 12 });
     let snapshot_id = snapshot.map(parse_snapshot_arg).transpose()?;
@@ -670,6 +685,7 @@ fn repo(command: RepoCommand) -> Result<()> {
                     s.id, m.time, m.path, m.logical_size, m.stored_size
                 ));
             }
+            require_stdout("the list cannot be printed")?;
             let mut stdout = std::io::stdout().lock();
             stdout
                 .write_all(out.as_bytes())
