@@ -325,3 +325,119 @@ fn push_with_stdout_closed_fails_before_committing() {
     assert_eq!(listed(&profile), Vec::<String>::new());
     assert!(common::files_under(&repo_dir(&b).join("packs")).is_empty());
 }
+
+// ---- 5. Numbers out of range. ----
+
+#[test]
+fn out_of_range_numbers_fail_cleanly() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    let s3 = r#"{"Location":{"type":"s3Compliant","bucket":"b","endpoint":"http://127.0.0.1:1","region":"us-east-1"},"Credential":{"Type":"keyPair","KeyPair":{"ID":"a","Secret":"s"}}}"#;
+    let huge = "18446744073709551615";
+    let push = |extra: &[&str]| {
+        let mut v = vec!["location", "push", "--profile", &profile, "--path", "p"];
+        v.extend_from_slice(extra);
+        v.push("-");
+        v.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let pull = |extra: &[&str]| {
+        let mut v = vec!["location", "pull", "--profile", &profile, "--path", "p"];
+        v.extend_from_slice(extra);
+        v.push("-");
+        v.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (push(&[]), vec![("KANDO_LOCK_WAIT", huge)]),
+        (push(&["--lock-wait", huge]), vec![]),
+        (push(&["--lock-wait", "31536001"]), vec![]),
+        (push(&[]), vec![("KANDO_LOCK_STALE_AFTER", huge)]),
+        (push(&["--lock-stale-after", huge]), vec![]),
+        (push(&[]), vec![("KANDO_PROGRESS_INTERVAL", "nan")]),
+        (push(&[]), vec![("KANDO_PROGRESS_INTERVAL", "inf")]),
+        (push(&[]), vec![("KANDO_PROGRESS_INTERVAL", "-1")]),
+        (push(&["--progress-interval", "NaN"]), vec![]),
+        (push(&["--progress-interval", "1e300"]), vec![]),
+        (push(&["--jobs", "3000"]), vec![]),
+        (push(&["--jobs", "0"]), vec![]),
+        (push(&["--jobs", huge]), vec![]),
+        (push(&["--uploads", "0"]), vec![]),
+        (push(&["--uploads", "100000"]), vec![]),
+        (push(&["--pack-size-mib", "0"]), vec![]),
+        (push(&["--pack-size-mib", "100000"]), vec![]),
+        (push(&["--pack-size-mib", huge]), vec![]),
+        (pull(&["--reads", "0"]), vec![]),
+        (pull(&["--reads", "100000"]), vec![]),
+        (pull(&["--reads", huge]), vec![]),
+        (
+            vec![
+                "location".into(),
+                "push".into(),
+                "--profile".into(),
+                s3.into(),
+                "--path".into(),
+                "p".into(),
+                "-".into(),
+            ],
+            vec![("KANDO_S3_REQUEST_TIMEOUT", "nan")],
+        ),
+        (
+            vec![
+                "location".into(),
+                "push".into(),
+                "--profile".into(),
+                s3.into(),
+                "--path".into(),
+                "p".into(),
+                "-".into(),
+            ],
+            vec![("KANDO_S3_REQUEST_TIMEOUT", "0")],
+        ),
+    ];
+    for (args, env) in cases {
+        let mut cmd = kando_command();
+        cmd.args(&args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = common::run_feeding(&mut cmd, b"data");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(69),
+            "{args:?} {env:?}: exit {:?}, stderr: {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} {env:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?} {env:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("Error: "),
+            "{args:?} {env:?}: {stderr}"
+        );
+    }
+    // Nothing was pushed by any of them; the limits themselves are accepted.
+    assert!(b.object_keys().is_empty(), "{:?}", b.object_keys());
+    ok(&kando(
+        &[
+            "location",
+            "push",
+            "--profile",
+            &profile,
+            "--path",
+            "p",
+            "--progress-interval",
+            "0.05",
+            "--lock-wait",
+            "31536000",
+            "--lock-stale-after",
+            "31536000",
+            "--uploads",
+            "64",
+            "--jobs",
+            "1",
+            "-",
+        ],
+        b"data",
+    ));
+}

@@ -3,7 +3,25 @@
 
 use std::path::PathBuf;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
+
+/// Longest lock wait or staleness accepted, in seconds: a year.
+const MAX_LOCK_SECS: u64 = 365 * 24 * 3600;
+
+/// `--progress-interval`: finite seconds from 0.05 to a day (NaN, infinities and negative
+/// values would panic when turned into a duration).
+fn progress_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && (0.05..=86_400.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not between 0.05 and 86400 seconds"))
+    }
+}
 
 /// kando: move database dumps to and from object storage, deduplicated and verified.
 #[derive(Debug, Parser)]
@@ -22,7 +40,8 @@ pub struct Cli {
         long = "progress-interval",
         global = true,
         default_value_t = 10.0,
-        env = "KANDO_PROGRESS_INTERVAL"
+        env = "KANDO_PROGRESS_INTERVAL",
+        value_parser = progress_interval
     )]
     pub progress_interval: f64,
 
@@ -94,10 +113,10 @@ pub enum LocationCommand {
         /// The snapshot: the JSON push emitted, or its id. Default: newest at --path.
         #[arg(short = 'k', long = "kopia-snapshot")]
         kopia_snapshot: Option<String>,
-        /// Ranged reads (of up to 4 MiB) in flight (default: 12 from S3, where latency
+        /// Ranged reads (of up to 4 MiB) in flight, 1 to 256 (default: 12 from S3, where latency
         /// dominates; 6 from a local directory). Pull holds at most 4 MiB of read and
         /// decoded data per read.
-        #[arg(long)]
+        #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
         reads: Option<usize>,
     },
     /// Delete a snapshot (--kopia-snapshot) or every snapshot at --path and below it.
@@ -174,12 +193,18 @@ pub struct LocationArgs {
     #[arg(
         long = "lock-stale-after",
         default_value_t = 300,
-        env = "KANDO_LOCK_STALE_AFTER"
+        env = "KANDO_LOCK_STALE_AFTER",
+        value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_SECS)
     )]
     pub lock_stale_after: u64,
     /// Longest wait, in seconds, for a lock held by garbage collection (or, for
     /// `repo gc`, for pushes and pulls to finish).
-    #[arg(long = "lock-wait", default_value_t = 600, env = "KANDO_LOCK_WAIT")]
+    #[arg(
+        long = "lock-wait",
+        default_value_t = 600,
+        env = "KANDO_LOCK_WAIT",
+        value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_SECS)
+    )]
     pub lock_wait: u64,
     /// File holding the password of an encrypted repository (e.g. a mounted Kubernetes
     /// secret; one trailing newline is ignored). Or set KANDO_PASSWORD. A repository first
@@ -198,15 +223,19 @@ pub struct LocationArgs {
 /// Push pipeline tuning; defaults are measured (BENCHMARKS.md).
 #[derive(Debug, Args)]
 pub struct PushTuning {
-    /// Threads hashing and compressing (default: one per core).
-    #[arg(long)]
+    /// Threads hashing and compressing, 1 to 256 (default: one per core).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub jobs: Option<usize>,
-    /// Packs uploaded at once (default: 4 to S3, 1 to a local directory, where more only
-    /// raises peak memory).
-    #[arg(long)]
+    /// Packs uploaded at once, 1 to 64 (default: 4 to S3, 1 to a local directory, where
+    /// more only raises peak memory).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub uploads: Option<usize>,
-    /// Pack size in MiB.
-    #[arg(long = "pack-size-mib", default_value_t = 8)]
+    /// Pack size in MiB, 1 to 512.
+    #[arg(
+        long = "pack-size-mib",
+        default_value_t = 8,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=512)
+    )]
     pub pack_size_mib: usize,
     /// zstd compression level (1-19).
     #[arg(long = "compression-level", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]

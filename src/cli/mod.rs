@@ -46,10 +46,24 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            // Help is not a failure; argument mistakes print clap's message and usage.
-            let ok = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
-            let _ = e.print();
-            return if ok { 0 } else { EXIT_FAILURE };
+            return match e.kind() {
+                // Help is not a failure.
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                // A bad value of a flag or environment variable: one line, like every
+                // runtime failure (the value is the mistake, not the command's shape).
+                ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+                    let _ = writeln!(std::io::stderr(), "Error: {}", one_line(&e));
+                    EXIT_FAILURE
+                }
+                // Other argument mistakes print clap's message and usage.
+                _ => {
+                    let _ = e.print();
+                    EXIT_FAILURE
+                }
+            };
         }
     };
     init_logging(&cli.verbosity);
@@ -77,6 +91,22 @@ pub fn main() -> i32 {
             EXIT_FAILURE
         }
     }
+}
+
+/// A clap error's message on one line, without its "error: " and "For more information"
+/// decoration (a value with a newline in it, or the list of possible values, would
+/// otherwise spread it over several).
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text
+        .rsplit_once("\n\nFor more information")
+        .map_or(text.as_str(), |(message, _)| message);
+    let text = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn init_logging(level: &str) {

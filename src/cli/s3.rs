@@ -47,13 +47,19 @@ pub fn config(
     cfg.region = Some(loc.region.clone()).filter(|r| !r.is_empty());
     cfg.skip_ssl_verify = profile.skip_ssl_verify;
     cfg.sse = sse;
-    if let Some(secs) = std::env::var("KANDO_S3_REQUEST_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        cfg.request_timeout = std::time::Duration::from_secs(secs);
+    if let Some(v) = std::env::var_os("KANDO_S3_REQUEST_TIMEOUT") {
+        cfg.request_timeout = request_timeout(&v.to_string_lossy())?;
     }
     Ok(cfg)
+}
+
+/// `KANDO_S3_REQUEST_TIMEOUT`: whole seconds from 1 to a day; anything else is an error
+/// rather than silently the default.
+fn request_timeout(v: &str) -> Result<std::time::Duration> {
+    match v.trim().parse::<u64>() {
+        Ok(secs @ 1..=86_400) => Ok(std::time::Duration::from_secs(secs)),
+        _ => bail!("KANDO_S3_REQUEST_TIMEOUT={v:?} is not whole seconds from 1 to 86400"),
+    }
 }
 
 /// Opens the S3 repository at `root` in the profile's bucket.
