@@ -441,3 +441,27 @@ fn out_of_range_numbers_fail_cleanly() {
         b"data",
     ));
 }
+
+// ---- 6. Password files that never end. ----
+
+#[test]
+fn password_file_dev_zero_is_refused() {
+    let b = LocalBackend::new();
+    let out = kando(
+        &[
+            "location",
+            "push",
+            "--profile",
+            &b.profile(),
+            "--path",
+            "p",
+            "--password-file",
+            "/dev/zero",
+            "-",
+        ],
+        b"data",
+    );
+    let line = fails_69(&out);
+    assert!(line.contains("password"), "{line}");
+    assert!(b.object_keys().is_empty());
+}

@@ -2,6 +2,7 @@
 //! by `--password-file` (a mounted Kubernetes secret). Never a command-line value, never the
 //! profile: both end up in process listings and Kanister logs.
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -30,17 +31,23 @@ pub fn read(file: Option<&Path>) -> Result<Option<Password>> {
             Ok(Some(Password::new(bytes)))
         }
         (None, Some(path)) => {
-            let meta = std::fs::metadata(path)
+            // Read at most one byte past the limit, whatever the file is: metadata says
+            // nothing about /dev/zero, a FIFO or a device, which would be read until memory
+            // runs out.
+            let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot read --password-file {}", path.display()))?;
-            if meta.len() > MAX_PASSWORD_FILE {
+            // Room for all of it up front: no reallocation leaves copies of the secret behind.
+            let mut bytes = Vec::with_capacity(MAX_PASSWORD_FILE as usize + 1);
+            file.take(MAX_PASSWORD_FILE + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read --password-file {}", path.display()))?;
+            if bytes.len() as u64 > MAX_PASSWORD_FILE {
                 bail!(
-                    "--password-file {} is {} bytes; a password file holds just the password",
+                    "--password-file {} is longer than {} KiB; a password file holds just the password",
                     path.display(),
-                    meta.len()
+                    MAX_PASSWORD_FILE / 1024
                 );
             }
-            let mut bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read --password-file {}", path.display()))?;
             // `echo pw > file` and most secret tooling add one newline; it is not part of it.
             if bytes.ends_with(b"\n") {
                 bytes.pop();
