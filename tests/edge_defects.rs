@@ -465,3 +465,30 @@ fn password_file_dev_zero_is_refused() {
     assert!(line.contains("password"), "{line}");
     assert!(b.object_keys().is_empty());
 }
+
+// ---- 7. An empty --from-command. ----
+
+#[test]
+fn empty_from_command_commits_nothing() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    ok(&kando(&["repo", "init", "--profile", &profile], b""));
+    for cmd in ["", "   ", "\t\n"] {
+        let out = kando(
+            &[
+                "location",
+                "push",
+                "--profile",
+                &profile,
+                "--path",
+                "p",
+                "--from-command",
+                cmd,
+            ],
+            b"",
+        );
+        let line = fails_69(&out);
+        assert!(line.contains("from-command"), "{line}");
+    }
+    assert_eq!(listed(&profile), Vec::<String>::new());
+}

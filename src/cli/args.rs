@@ -23,6 +23,19 @@ fn progress_interval(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--from-command`: a command, not an empty string (which would push nothing and commit
+/// an empty snapshot).
+fn non_blank_command(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(
+            "the command is empty; give the command that writes the dump to standard output"
+                .to_string(),
+        )
+    } else {
+        Ok(s.to_string())
+    }
+}
+
 /// kando: move database dumps to and from object storage, deduplicated and verified.
 #[derive(Debug, Parser)]
 #[command(name = "kando", disable_version_flag = true, about, long_about = None)]
@@ -91,7 +104,7 @@ pub enum LocationCommand {
         source: Option<String>,
         /// Run this command with `sh -c`, push its standard output, and commit the snapshot
         /// only if it exits 0 (a failed dump is never recorded as a backup).
-        #[arg(long = "from-command")]
+        #[arg(long = "from-command", value_parser = non_blank_command)]
         from_command: Option<String>,
         /// Common location flags.
         #[command(flatten)]
