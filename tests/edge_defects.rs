@@ -492,3 +492,66 @@ fn empty_from_command_commits_nothing() {
     }
     assert_eq!(listed(&profile), Vec::<String>::new());
 }
+
+// ---- 8. A damaged key slot is not a wrong password. ----
+
+fn encrypted_kando(args: &[&str]) -> Output {
+    common::run_feeding(kando_command().env("KANDO_PASSWORD", "pw").args(args), b"")
+}
+
+#[test]
+fn damaged_config_key_slot_is_reported_as_damage() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    let data = common::random_bytes(8, 1 << 20);
+    ok(&common::run_feeding(
+        kando_command()
+            .env("KANDO_PASSWORD", "pw")
+            .args(push_args(&profile, "p")),
+        &data,
+    ));
+    let config_path = repo_dir(&b).join("config");
+    let original = std::fs::read_to_string(&config_path).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let salt = config["encryption"]["salt"].as_str().unwrap().to_string();
+    let wrapped = config["encryption"]["wrapped_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pull = [
+        "location",
+        "pull",
+        "--profile",
+        &profile,
+        "--path",
+        "p",
+        "-",
+    ];
+    let damage = |field: &str, value: String| {
+        let mut c = config.clone();
+        c["encryption"][field] = serde_json::Value::String(value);
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    };
+    for (field, value) in [
+        ("salt", salt[..16].to_string()),           // truncated, still hex
+        ("salt", format!("{}x", &salt[1..])),       // not hex
+        ("wrapped_key", wrapped[..40].to_string()), // truncated
+        ("wrapped_key", format!("{wrapped}00")),    // too long
+    ] {
+        damage(field, value.clone());
+        let line = fails_69(&encrypted_kando(&pull));
+        assert!(line.contains("damaged"), "{field}={value}: {line}");
+        assert!(!line.contains("wrong password"), "{field}={value}: {line}");
+    }
+    // A changed byte inside a well-formed wrapped key cannot be told from a wrong password.
+    let mut flipped = wrapped.clone().into_bytes();
+    flipped[10] = if flipped[10] == b'0' { b'1' } else { b'0' };
+    damage("wrapped_key", String::from_utf8(flipped).unwrap());
+    let line = fails_69(&encrypted_kando(&pull));
+    assert!(line.contains("wrong password"), "{line}");
+    // Restored, it opens again.
+    std::fs::write(&config_path, original).unwrap();
+    let out = encrypted_kando(&pull);
+    ok(&out);
+    assert!(out.stdout == data);
+}

@@ -128,6 +128,11 @@ impl Config {
             ));
         }
         c.chunker.validate()?;
+        if let Some(slot) = &c.encryption {
+            // Damage to the key slot is found here, with or without a password, and never
+            // reported as a wrong password.
+            slot.check().map_err(|e| e.to_string())?;
+        }
         Ok(c)
     }
 

@@ -82,7 +82,7 @@ pub enum CryptoError {
     #[error("wrong password for this encrypted repository")]
     WrongPassword,
     /// The key slot in the config is malformed.
-    #[error("the repository's key in its config is malformed: {0}")]
+    #[error("the repository config is damaged: {0}")]
     BadKeySlot(String),
 }
 
@@ -144,19 +144,29 @@ pub struct KeySlot {
 
 const MAX_KDF_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 
-fn derive_wrapping_key(
-    password: &Password,
-    salt: &[u8],
-    params: KdfParams,
-) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+/// Bytes of a key slot's salt.
+const SALT_LEN: usize = 16;
+/// Bytes of a master key.
+const MASTER_KEY_LEN: usize = 32;
+
+fn kdf_params(params: KdfParams) -> Result<Params, CryptoError> {
     // A config is not trusted to make us allocate without bound.
     if params.m_cost_kib > MAX_KDF_MEMORY_KIB || params.t_cost > 100 || params.p_cost > 64 {
         return Err(CryptoError::BadKeySlot(format!(
             "key derivation cost {params:?} is beyond what kando accepts"
         )));
     }
-    let p = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32))
-        .map_err(|e| CryptoError::BadKeySlot(e.to_string()))?;
+    Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32)).map_err(|e| {
+        CryptoError::BadKeySlot(format!("key derivation cost {params:?} is invalid: {e}"))
+    })
+}
+
+fn derive_wrapping_key(
+    password: &Password,
+    salt: &[u8],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let p = kdf_params(params)?;
     let mut out = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
         .hash_password_into(&password.0, salt, out.as_mut())
@@ -177,7 +187,7 @@ impl KeySlot {
         params: KdfParams,
     ) -> Result<(KeySlot, Keys), CryptoError> {
         let master = Zeroizing::new(rand::random::<[u8; 32]>());
-        let salt: [u8; 16] = rand::random();
+        let salt: [u8; SALT_LEN] = rand::random();
         let kek = derive_wrapping_key(password, &salt, params)?;
         let wrapped = seal_with(
             &XChaCha20Poly1305::new(kek.as_ref().into()),
@@ -194,17 +204,48 @@ impl KeySlot {
         Ok((slot, Keys::from_master(&master)))
     }
 
-    /// Unwraps the master key of repository `repo_id` with `password`.
-    pub fn unlock(&self, password: &Password, repo_id: &str) -> Result<Keys, CryptoError> {
+    /// Checks the slot's structure without a password: known algorithms, an acceptable
+    /// cost, a salt and a wrapped key of the lengths kando writes. What this cannot catch (a
+    /// changed byte inside a well-formed wrapped key) looks like a wrong password, because
+    /// the authenticated encryption cannot tell the two apart.
+    pub fn check(&self) -> Result<(), CryptoError> {
+        self.decode().map(|_| ())
+    }
+
+    /// The salt and the wrapped key, checked (see [`KeySlot::check`]).
+    fn decode(&self) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
         if self.kdf != KDF || self.cipher != CIPHER {
             return Err(CryptoError::BadKeySlot(format!(
                 "unsupported key derivation {:?} or cipher {:?}",
                 self.kdf, self.cipher
             )));
         }
-        let salt = hex::decode(&self.salt).map_err(|e| CryptoError::BadKeySlot(e.to_string()))?;
-        let wrapped =
-            hex::decode(&self.wrapped_key).map_err(|e| CryptoError::BadKeySlot(e.to_string()))?;
+        kdf_params(self.params)?;
+        let field = |name: &str, text: &str, len: usize| {
+            let bytes = hex::decode(text).map_err(|e| {
+                CryptoError::BadKeySlot(format!("the key slot's {name} is not valid hex: {e}"))
+            })?;
+            if bytes.len() != len {
+                return Err(CryptoError::BadKeySlot(format!(
+                    "the key slot's {name} is {} bytes long, not {len}",
+                    bytes.len()
+                )));
+            }
+            Ok(bytes)
+        };
+        Ok((
+            field("salt", &self.salt, SALT_LEN)?,
+            field(
+                "wrapped key",
+                &self.wrapped_key,
+                MASTER_KEY_LEN + SEAL_OVERHEAD,
+            )?,
+        ))
+    }
+
+    /// Unwraps the master key of repository `repo_id` with `password`.
+    pub fn unlock(&self, password: &Password, repo_id: &str) -> Result<Keys, CryptoError> {
+        let (salt, wrapped) = self.decode()?;
         let kek = derive_wrapping_key(password, &salt, self.params)?;
         let master = open_with(
             &XChaCha20Poly1305::new(kek.as_ref().into()),
@@ -212,7 +253,7 @@ impl KeySlot {
             &wrapped,
         )
         .map_err(|_| CryptoError::WrongPassword)?;
-        let master: Zeroizing<[u8; 32]> = Zeroizing::new(
+        let master: Zeroizing<[u8; MASTER_KEY_LEN]> = Zeroizing::new(
             master
                 .as_slice()
                 .try_into()
@@ -382,6 +423,54 @@ mod tests {
         assert!(matches!(
             greedy.unlock(&pw, "repo-a"),
             Err(CryptoError::BadKeySlot(_))
+        ));
+    }
+
+    #[test]
+    fn damaged_slots_are_not_wrong_passwords() {
+        let pw = Password::new(b"pw".to_vec());
+        let (slot, _) = KeySlot::create(&pw, "r", cheap()).unwrap();
+        slot.check().unwrap();
+        let damaged = [
+            KeySlot {
+                salt: slot.salt[..16].to_string(),
+                ..slot.clone()
+            },
+            KeySlot {
+                salt: format!("{}zz", &slot.salt[2..]),
+                ..slot.clone()
+            },
+            KeySlot {
+                wrapped_key: slot.wrapped_key[..slot.wrapped_key.len() - 2].to_string(),
+                ..slot.clone()
+            },
+            KeySlot {
+                wrapped_key: format!("{}0", slot.wrapped_key),
+                ..slot.clone()
+            },
+        ];
+        for d in damaged {
+            assert!(
+                matches!(d.check(), Err(CryptoError::BadKeySlot(_))),
+                "{d:?}"
+            );
+            assert!(
+                matches!(d.unlock(&pw, "r"), Err(CryptoError::BadKeySlot(_))),
+                "{d:?}"
+            );
+        }
+        // A changed byte inside a well-formed wrapped key: indistinguishable from a wrong
+        // password.
+        let mut flipped = slot.wrapped_key.clone().into_bytes();
+        flipped[0] = if flipped[0] == b'0' { b'1' } else { b'0' };
+        let flipped = KeySlot {
+            wrapped_key: String::from_utf8(flipped).unwrap(),
+            ..slot
+        };
+        flipped.check().unwrap();
+        assert!(matches!(
+            flipped.unlock(&pw, "r"),
+            Err(CryptoError::WrongPassword)
         ));
     }
 
