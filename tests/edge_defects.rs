@@ -555,3 +555,51 @@ fn damaged_config_key_slot_is_reported_as_damage() {
     ok(&out);
     assert!(out.stdout == data);
 }
+
+// ---- 9. Delete leaves no empty directories. ----
+
+#[test]
+fn delete_leaves_no_empty_ref_directories() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    push_id(&profile, "a/b/c", b"abc");
+    push_id(&profile, "keep/me", b"keep");
+    ok(&kando(
+        &["location", "delete", "--profile", &profile, "--path", "a"],
+        b"",
+    ));
+    let refs = repo_dir(&b).join("refs");
+    let mut dirs = Vec::new();
+    let mut stack = vec![refs.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+                stack.push(e.path());
+            }
+        }
+    }
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        [refs.join("keep"), refs.join("keep/me")],
+        "left behind"
+    );
+    assert_eq!(listed(&profile).len(), 1);
+    ok(&kando(
+        &[
+            "location",
+            "delete",
+            "--profile",
+            &profile,
+            "--path",
+            "keep",
+        ],
+        b"",
+    ));
+    assert!(!refs.exists() || entries(&refs).is_empty());
+    // The repository itself stays, and takes new pushes under the pruned paths.
+    assert!(repo_dir(&b).join("config").is_file());
+    push_id(&profile, "a/b/c", b"again");
+    assert_eq!(listed(&profile).len(), 1);
+}

@@ -100,17 +100,29 @@ impl LocalStorage {
     /// Writes `data` to a fresh temp file beside `path` and returns the temp path.
     fn write_temp(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
         let dir = path.parent().expect("object paths have a parent");
-        std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(
             "{TEMP_PREFIX}{}-{}-{:016x}",
             host_tag(),
             std::process::id(),
             rand::random::<u64>()
         ));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        // A concurrent delete may remove the directory, once empty, between its creation
+        // and the temp file's (see `prune_empty_dirs`): create it again and retry. Once the
+        // temp file exists the directory is not empty, and the rename or link that follows
+        // is safe.
+        let mut attempts = 0;
+        let mut f = loop {
+            std::fs::create_dir_all(dir)?;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+            {
+                Ok(f) => break f,
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 16 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let result = f.write_all(data).and_then(|_| f.sync_data());
         if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
@@ -128,6 +140,20 @@ impl LocalStorage {
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| StorageError::other("local storage task", e))?
+    }
+}
+
+/// Removes the directories above `path` that are empty, up to but not including `root`,
+/// so deleting every object under a prefix (a path's refs) leaves no empty directory
+/// behind. A directory that is not empty, or already gone, ends the walk: another writer
+/// got there first, which is fine (`write_temp` retries if it loses the race).
+fn prune_empty_dirs(root: &Path, path: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
     }
 }
 
@@ -268,9 +294,13 @@ impl Storage for LocalStorage {
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
         let path = self.path_of(key)?;
+        let root = self.root.clone();
         let key = key.to_string();
         Self::blocking(move || match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                prune_empty_dirs(&root, &path);
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete", &key, e)),
         })
@@ -314,6 +344,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalStorage::new(dir.path().join("repo"));
         super::super::conformance::run_all(&storage).await;
+    }
+
+    #[tokio::test]
+    async fn delete_prunes_empty_directories_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let storage = LocalStorage::new(&root);
+        for key in ["refs/a/b/x", "refs/a/y", "config"] {
+            storage.put(key, Bytes::from_static(b"x")).await.unwrap();
+        }
+        storage.delete("refs/a/b/x").await.unwrap();
+        assert!(!root.join("refs/a/b").exists());
+        assert!(root.join("refs/a").is_dir());
+        storage.delete("refs/a/y").await.unwrap();
+        assert!(!root.join("refs").exists());
+        assert!(root.is_dir());
+        // Writing under a pruned prefix recreates it.
+        storage
+            .put("refs/a/z", Bytes::from_static(b"z"))
+            .await
+            .unwrap();
+        assert_eq!(storage.get("refs/a/z").await.unwrap(), "z");
     }
 
     #[tokio::test]
