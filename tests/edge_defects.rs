@@ -603,3 +603,39 @@ fn delete_leaves_no_empty_ref_directories() {
     push_id(&profile, "a/b/c", b"again");
     assert_eq!(listed(&profile).len(), 1);
 }
+
+// ---- 10. Paths whose keys would not fit. ----
+
+#[test]
+fn over_long_escaped_path_component_fails_before_writing() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    // 29 CJK characters: 87 bytes, each escaped to `!XX`: 261 bytes, over 255.
+    let path = format!("db/{}", "数".repeat(29));
+    let out = kando(
+        &push_args(&profile, &path),
+        &common::random_bytes(9, 4 << 20),
+    );
+    let line = fails_69(&out);
+    assert!(line.contains("255"), "{line}");
+    assert!(b.object_keys().is_empty(), "{:?}", b.object_keys());
+    // One character fewer fits, and round-trips.
+    let fits = format!("db/{}", "数".repeat(28));
+    let data = common::random_bytes(10, 1 << 20);
+    let id = push_id(&profile, &fits, &data);
+    let out = common::pull_id(&profile, &id);
+    ok(&out);
+    assert!(out.stdout == data);
+}
+
+#[test]
+fn over_long_ref_key_fails_before_writing() {
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    // 1000 bytes of path, each component fine, escaped to well over 1024 bytes of key.
+    let path = vec!["é".repeat(20); 25].join("/");
+    assert!(path.len() <= 1024);
+    let line = fails_69(&kando(&push_args(&profile, &path), b"data"));
+    assert!(line.contains("1024"), "{line}");
+    assert!(b.object_keys().is_empty(), "{:?}", b.object_keys());
+}

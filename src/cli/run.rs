@@ -27,7 +27,7 @@ use crate::compat::snapshot_arg::parse_snapshot_arg;
 use crate::repo::config::ChunkerParams;
 use crate::repo::crypto::Password;
 use crate::repo::lock::{HeldLock, LockTiming};
-use crate::repo::refs::normalize_path;
+use crate::repo::refs::{check_path_fits, normalize_path};
 use crate::repo::Repository;
 use crate::storage::s3::ServerSideEncryption;
 
@@ -248,6 +248,7 @@ fn push_cmd(
     // snapshot nobody hears about is committed.
     require_stdout("the snapshot id could not be reported")?;
     let target = Target::new(args)?;
+    check_push_path(&target)?;
     // A missing file fails before anything is created; the repository opens (or is created)
     // before a producer starts, so a wrong password or an unreachable store never costs a dump.
     let file_input: Option<Box<dyn Read + Send>> = match &source {
@@ -337,6 +338,18 @@ fn push_cmd(
     );
     let value = snapshot_json(&outcome.id, outcome.logical_size, outcome.physical_size);
     print_stdout(&phase_output_line(output_name, &value)?)
+}
+
+/// Fails before anything is read or written if a snapshot at the target's path could not
+/// be committed (its ref key would be too long for the backend).
+fn check_push_path(target: &Target) -> Result<()> {
+    let loc = &target.profile.location;
+    let root_len = if target.is_local() {
+        0
+    } else {
+        super::open::repository_root(&loc.prefix, &target.repo_dir)?.len() + 1
+    };
+    check_path_fits(&target.path, target.password.is_some(), root_len).map_err(|e| anyhow!(e))
 }
 
 fn pull_cmd(

@@ -23,6 +23,11 @@ const REF_LEAF: &str = "!s.";
 /// Longest accepted `--path`, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
 
+/// Longest key component (file name) every backend stores: 255 bytes (Linux file systems).
+pub const MAX_KEY_COMPONENT: usize = 255;
+/// Longest object key S3 accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
 /// Cleans a `--path` the way Go's `path.Join` does for upstream kando (no empty or `.`
 /// components, no leading or trailing `/`), and rejects what could escape or confuse:
 /// `..`, NUL and control characters, over-long paths.
@@ -79,6 +84,40 @@ fn unescape_component(c: &str) -> Option<String> {
 
 /// Hex digits of a keyed path component.
 const TAG_HEX: usize = 16;
+
+/// Checks, before anything is read or written, that a snapshot at `path` (normalised) can
+/// be committed: every component of its ref key fits in [`MAX_KEY_COMPONENT`] bytes and the
+/// whole key, after the `root_len` bytes the backend puts before it (its key prefix and a
+/// `/`; 0 for none), in [`MAX_KEY_LEN`]. Escaping can triple a component (`é` becomes
+/// `!C3!A9`), and an encrypted repository names every component with [`TAG_HEX`] digits,
+/// so neither follows from the path's own length. Without this check a push would fail
+/// only after uploading everything, when it writes the ref.
+pub fn check_path_fits(path: &str, encrypted: bool, root_len: usize) -> Result<(), String> {
+    let mut key_len = root_len + "refs/".len();
+    if !path.is_empty() {
+        for c in path.split('/') {
+            let len = if encrypted {
+                TAG_HEX
+            } else {
+                escape_component(c).len()
+            };
+            if len > MAX_KEY_COMPONENT {
+                return Err(format!(
+                    "--path component {c:?} becomes {len} bytes in the repository's keys (bytes other than letters, digits, '.', '_' and '-' take 3); the limit is {MAX_KEY_COMPONENT}"
+                ));
+            }
+            key_len += len + 1;
+        }
+    }
+    // The leaf: `!s.`, 16 hex digits of time, `.`, the snapshot id.
+    key_len += REF_LEAF.len() + 16 + 1 + super::manifest::SNAPSHOT_ID_LEN;
+    if key_len > MAX_KEY_LEN {
+        return Err(format!(
+            "--path {path:?} makes a {key_len}-byte object key; the limit is {MAX_KEY_LEN}"
+        ));
+    }
+    Ok(())
+}
 
 /// The listing prefix for every ref at `path` (normalised) or below it.
 pub fn refs_prefix(keys: &Keys, path: &str) -> String {
@@ -178,6 +217,24 @@ mod tests {
     }
 
     use crate::repo::crypto::test_keys as encrypted;
+
+    #[test]
+    fn path_fit_matches_the_real_key() {
+        let cjk = "数".repeat(29); // 87 bytes, escaped to 261
+        assert!(check_path_fits(&cjk, false, 0).is_err());
+        check_path_fits(&cjk, true, 0).unwrap();
+        check_path_fits(&"数".repeat(28), false, 0).unwrap();
+        let many = vec!["a"; 300].join("/");
+        check_path_fits(&many, false, 0).unwrap();
+        assert!(check_path_fits(&many, true, 0).is_err());
+        // The check's length is the key's.
+        for (path, keys) in [("a/é/c", Keys::plain()), ("a/é/c", encrypted())] {
+            let key = ref_key(&keys, path, 1, &"0".repeat(32));
+            let budget = MAX_KEY_LEN - key.len();
+            check_path_fits(path, keys.is_encrypted(), budget).unwrap();
+            assert!(check_path_fits(path, keys.is_encrypted(), budget + 1).is_err());
+        }
+    }
 
     #[test]
     fn encrypted_keys_hide_names_but_not_shape() {
