@@ -182,6 +182,43 @@ fn pull_to_a_character_device_node_keeps_it() {
     assert_eq!(entries(dir.path()), ["null"]);
 }
 
+#[test]
+fn pull_to_a_bind_mounted_file_copies_in_place() {
+    // A bind-mounted file cannot be renamed over (EBUSY). Needs a private mount namespace
+    // (root or CAP_SYS_ADMIN); skipped where there is none.
+    let probe = Command::new("unshare").args(["-m", "true"]).output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        eprintln!("skipped: no private mount namespace here");
+        return;
+    }
+    let b = LocalBackend::new();
+    let profile = b.profile();
+    let data = common::random_bytes(11, 1 << 20);
+    push_id(&profile, "p", &data);
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = dir.path().join("mounted");
+    let target = dir.path().join("target");
+    // Longer than the snapshot: the copy must truncate.
+    std::fs::write(&mounted, vec![b'x'; 2 << 20]).unwrap();
+    std::fs::write(&target, b"under the mount").unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$2" && exec "$3" location pull --profile "$4" --path p "$2""#)
+        .arg("sh")
+        .args([&mounted, &target, &kando_bin()])
+        .arg(&profile)
+        .env_remove("KANDO_PASSWORD")
+        .env_remove("KANDO_PASSWORD_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    // Written through the mount into the mounted file; the file under it untouched.
+    assert!(std::fs::read(&mounted).unwrap() == data);
+    assert_eq!(std::fs::read(&target).unwrap(), b"under the mount");
+    assert_eq!(entries(dir.path()), ["mounted", "target"]);
+}
+
 // ---- 2. Long target names. ----
 
 #[test]
