@@ -6,6 +6,7 @@ pub mod gc;
 pub mod list;
 pub mod pull;
 pub mod push;
+pub mod repair;
 pub mod verify;
 
 /// Push's and pull's byte budgets count semaphore permits in KiB (a permit count is a

@@ -83,7 +83,7 @@ pub fn pull(
     written: &AtomicU64,
 ) -> Result<PullOutcome> {
     let started = Instant::now();
-    let index = rt.block_on(repo.load_index())?;
+    let index = rt.block_on(repo.load_read_index())?;
     let index = &index;
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<ReadJob>(opts.reads * 2);
     let (data_tx, data_rx) = crossbeam_channel::bounded::<(Vec<Vec<u8>>, OwnedSemaphorePermit)>(2);

@@ -39,7 +39,7 @@ pub fn verify(
     read_data: bool,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let index = match rt.block_on(repo.load_index()) {
+    let index = match rt.block_on(repo.load_read_index()) {
         Ok(i) => i,
         Err(e) => {
             report.problems.push(format!("{e:#}"));

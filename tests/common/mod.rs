@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod gc_scenarios;
 pub mod s3;
+pub mod safety;
 pub mod scenarios;
 
 use std::io::{Read, Write};
@@ -31,6 +32,8 @@ pub fn encrypt_every_run(password: &str) {
 pub fn kando_command() -> Command {
     let mut cmd = Command::new(kando_bin());
     apply_password(&mut cmd);
+    // Deleted data is reclaimed by the same delete (the grace period's own tests set it).
+    cmd.env("KANDO_GC_GRACE", "0");
     cmd
 }
 
