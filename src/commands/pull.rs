@@ -215,7 +215,10 @@ fn plan_reads(
         let chunk = chunk?;
         count += 1;
         let loc = index.get(&chunk).ok_or_else(|| {
-            anyhow!("snapshot {id} is damaged: chunk {chunk} is in no index segment (its pack is missing)")
+            anyhow!(
+                "snapshot {id} is damaged: chunk {chunk} is in no index segment (its pack is missing){}",
+                index.skipped_note()
+            )
         })?;
         let e = loc.entry;
         let (start, end) = (e.offset as u64, e.offset as u64 + e.stored_len as u64);

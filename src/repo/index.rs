@@ -111,6 +111,8 @@ pub struct Index {
     packs: Vec<Id>,
     /// Rank of each pack (see [`Index::add_segment_ranked`]); 0 for [`Index::add_segment`].
     ranks: Vec<u8>,
+    /// Segments a reader skipped as unreadable, with why (named in errors).
+    pub skipped: Vec<String>,
     pack_numbers: HashMap<Id, u32>,
 }
 
@@ -178,6 +180,18 @@ impl Index {
                     }
                 }
             }
+        }
+    }
+
+    /// For an error about a blob not found: the damaged segments that were skipped.
+    pub fn skipped_note(&self) -> String {
+        if self.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; damaged index segment(s) skipped: {} (run `kando repo repair`)",
+                self.skipped.join(", ")
+            )
         }
     }
 

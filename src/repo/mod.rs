@@ -231,10 +231,12 @@ impl Repository {
         let state = journal::read_latest(&self.storage).await?;
         let listed = self.list_packs().await?;
         let mut index = Index::default();
-        self.for_each_index_segment(true, |_, seg| {
+        let mut skipped = Vec::new();
+        self.for_each_index_segment_reporting(Some(&mut skipped), |_, seg| {
             index.add_segment_ranked(&seg, |p| journal::read_rank(&state, &listed, p))
         })
         .await?;
+        index.skipped = skipped;
         Ok(index)
     }
 
@@ -245,6 +247,18 @@ impl Repository {
     pub async fn for_each_index_segment(
         &self,
         skip_damaged: bool,
+        f: impl FnMut(String, IndexSegment),
+    ) -> Result<()> {
+        let mut skipped = Vec::new();
+        self.for_each_index_segment_reporting(skip_damaged.then_some(&mut skipped), f)
+            .await
+    }
+
+    /// [`Repository::for_each_index_segment`], collecting what was skipped into `skipped`
+    /// (`None`: a damaged segment is an error).
+    async fn for_each_index_segment_reporting(
+        &self,
+        mut skipped: Option<&mut Vec<String>>,
         mut f: impl FnMut(String, IndexSegment),
     ) -> Result<()> {
         let listed = self
@@ -262,10 +276,15 @@ impl Repository {
             match loaded {
                 Ok(seg) => f(key, seg),
                 Err(e) if e.is_not_found() => {} // merged away by gc meanwhile
-                Err(e) if skip_damaged => tracing::warn!(
-                    "skipping index segment {key}: {:#} (`kando repo repair` rebuilds the index)",
-                    e.0
-                ),
+                Err(e) if skipped.is_some() => {
+                    tracing::warn!(
+                        "skipping index segment {key}: {:#} (`kando repo repair` rebuilds the index)",
+                        e.0
+                    );
+                    if let Some(s) = skipped.as_deref_mut() {
+                        s.push(format!("{key}: {:#}", e.0));
+                    }
+                }
                 Err(e) => {
                     return Err(e.0.context(format!(
                         "index segment {key} is unreadable; run `kando repo repair`"

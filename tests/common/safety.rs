@@ -413,3 +413,88 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
         assert!(pulled.stdout == *data, "after final gc: {path} ({id})");
     }
 }
+
+/// Pull, verify and list through `read_only` (a profile that can only read the same
+/// repository `p` names) succeed; a push through it fails, proving it is read-only.
+pub fn reads_need_no_writes(p: &str, read_only: &dyn Fn(&[&str]) -> Output) {
+    let data = mixed_data(40, 5 << 20, 1 << 20);
+    let id = push_id(p, "ro/a", &data);
+    let out = read_only(&["location", "pull", "--path", "ro/a", "-"]);
+    ok(&out);
+    assert!(out.stdout == data, "read-only pull restored wrong bytes");
+    let out = read_only(&["location", "pull", "--kopia-snapshot", &id, "-"]);
+    ok(&out);
+    assert!(out.stdout == data);
+    ok(&read_only(&["repo", "verify", "--read-data"]));
+    let list = read_only(&["repo", "list"]);
+    ok(&list);
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+    fails_69(&read_only(&[
+        "location",
+        "push",
+        "--path",
+        "ro/b",
+        "--from-command",
+        "echo x",
+    ]));
+}
+
+/// A lost pack: repair reports the snapshot that used it; the next push of the same data
+/// stores it anew (never deduplicating against the lost pack) and so heals the old one.
+pub fn lost_pack_heals(b: &dyn Backend, lose: &dyn Fn()) {
+    let p = b.profile();
+    let data = mixed_data(41, 6 << 20, 1 << 20);
+    let old = push_id(&p, "heal/a", &data);
+    lose();
+    let out = kando(&["repo", "repair", "--profile", &p], b"");
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "snapshot {old} at \"heal/a\" can no longer be restored"
+        )),
+        "{stderr}"
+    );
+    fails_69(&pull_id(&p, &old));
+    let new = push_id(&p, "heal/b", &data);
+    for id in [&new, &old] {
+        let pulled = pull_id(&p, id);
+        ok(&pulled);
+        assert!(pulled.stdout == data, "snapshot {id} after the lost pack");
+    }
+    final_gc_and_verify(&p);
+}
+
+/// Deletes while `repo list`, `verify` and gc run: listing never reports damage.
+pub fn delete_races_list(b: &dyn Backend, rounds: usize) {
+    let p = b.profile();
+    for i in 0..rounds {
+        push_id(
+            &p,
+            &format!("dl/{i}"),
+            &random_bytes(50 + i as u64, 100_000),
+        );
+    }
+    std::thread::scope(|s| {
+        let p = &p;
+        s.spawn(move || {
+            for i in 0..rounds {
+                ok(&kando(
+                    &[
+                        "location",
+                        "delete",
+                        "--profile",
+                        p,
+                        "--path",
+                        &format!("dl/{i}"),
+                    ],
+                    b"",
+                ));
+            }
+        });
+        for _ in 0..rounds {
+            ok(&kando(&["repo", "list", "--profile", p], b""));
+            ok(&kando(&["repo", "verify", "--profile", p], b""));
+        }
+    });
+}
