@@ -33,6 +33,8 @@ use crate::repo::{manifest_key, pack_key, Repository, DEFAULT_PACK_SIZE, SEGMENT
 /// loaded the index before the condemnation to finish reading (pulls write nothing, so
 /// gc cannot see them).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+/// A commit whose ref has not appeared for this long had its push die in between.
+const ROLL_FORWARD_AFTER: Duration = Duration::from_secs(3600);
 /// Journal appends tried before giving up on a busy repository.
 const ATTEMPTS: usize = 8;
 
@@ -123,7 +125,7 @@ impl Scan {
     }
 }
 
-async fn scan(repo: &Repository) -> Result<Scan> {
+async fn scan(repo: &Repository, opts: &GcOptions) -> Result<Scan> {
     let storage = repo.storage();
     let state = journal::read_latest(storage).await?;
     let packs = repo.list_packs().await?;
@@ -161,6 +163,15 @@ async fn scan(repo: &Repository) -> Result<Scan> {
         }
         match repo.read_manifest_unchecked(&c.id).await? {
             Some(m) => {
+                // Its push died between committing and writing the ref: finish the commit
+                // (the same ref the push would write), once it surely is not coming. At
+                // least an hour: a ref written while its snapshot is deleted by id would
+                // be left without a manifest.
+                let silent = opts.grace.max(opts.stale_after).max(ROLL_FORWARD_AFTER);
+                let silent = silent.as_nanos() as u64;
+                if journal::now_ns().saturating_sub(c.time_ns) > silent {
+                    repo.write_ref(&m, &c.id).await?;
+                }
                 live_snapshots.insert(c.id.clone());
                 manifests.push((c.id.clone(), m));
             }
@@ -268,7 +279,7 @@ async fn finalize(
         // The journal is read (in `scan`) before sessions are listed, and a push writes its
         // session before reading the journal: either we see the push, or it sees the
         // condemnation and does not deduplicate against it.
-        let scan = scan(repo).await?;
+        let scan = scan(repo, opts).await?;
         let sessions = blocking_sessions(repo, opts).await?;
         let ready =
             |c: &Condemnation| journal::grace_elapsed(c, opts.grace) && !blocks(&sessions, c);
@@ -338,7 +349,7 @@ fn still_needed(scan: &Scan, pack: &Id) -> bool {
 async fn condemn(repo: &Repository, opts: &GcOptions, report: &mut GcReport) -> Result<()> {
     let storage = repo.storage();
     for _ in 0..ATTEMPTS {
-        let scan = scan(repo).await?;
+        let scan = scan(repo, opts).await?;
         report.snapshots = scan.live_snapshots.len();
         // Each live blob gets one home among usable packs (the first listed holder).
         let mut home: HashMap<Id, Id> = HashMap::new();

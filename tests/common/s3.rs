@@ -371,6 +371,31 @@ impl<'a> S3Backend<'a> {
 }
 
 impl S3Backend<'_> {
+    /// Deletes every object whose key starts with `prefix` (relative to the bucket), as
+    /// an operator or a lifecycle rule would.
+    pub fn delete_under(&self, prefix: &str) {
+        use kando::storage::Storage;
+        self.rt.block_on(async {
+            let storage =
+                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
+                    .await
+                    .unwrap();
+            for m in storage.list(prefix).await.unwrap() {
+                storage.delete(&m.key).await.unwrap();
+            }
+        })
+    }
+
+    /// The server this bucket is on.
+    pub fn server(&self) -> &S3Server {
+        self.server
+    }
+
+    /// Runs `f` on this backend's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     /// The bucket.
     pub fn bucket(&self) -> &str {
         &self.bucket
