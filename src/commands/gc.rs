@@ -20,12 +20,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 
-use crate::repo::chunklist::decode_block;
+use crate::repo::chunklist::ChunkListReader;
 use crate::repo::ids::Id;
 use crate::repo::index::{Index, IndexSegment};
 use crate::repo::journal::{self, AppendError, Condemnation, JournalState};
 use crate::repo::manifest::Manifest;
-use crate::repo::pack::{PackBuilder, PackEntry};
+use crate::repo::pack::{PackBuilder, PackEntry, Packer};
 use crate::repo::session;
 use crate::repo::{manifest_key, pack_key, Repository, DEFAULT_PACK_SIZE, SEGMENT_ENTRIES};
 
@@ -363,7 +363,7 @@ async fn condemn(repo: &Repository, opts: &GcOptions, report: &mut GcReport) -> 
             }
         }
         let mut packs = BTreeSet::new();
-        let mut copies = PackBuilder::with_capacity(opts.pack_size);
+        let mut copies = Packer::new(opts.pack_size);
         let mut new_segment = IndexSegment::default();
         let (mut new_bytes, mut rewritten) = (0u64, 0usize);
         let mut listed: Vec<(&Id, &u64)> = scan.packs.iter().collect();
@@ -400,21 +400,17 @@ async fn condemn(repo: &Repository, opts: &GcOptions, report: &mut GcReport) -> 
                         .ok_or_else(|| {
                             anyhow!("gc stopped: pack {key} is shorter than its index says")
                         })?;
-                    copies.add(e.id, e.codec, e.raw_len, stored);
-                    if copies.len() >= opts.pack_size {
-                        let full = std::mem::replace(
-                            &mut copies,
-                            PackBuilder::with_capacity(opts.pack_size),
-                        );
+                    if let Some(full) = copies.seal_before(stored.len()) {
                         new_bytes += flush_pack(repo, full, &mut new_segment).await?;
                     }
+                    copies.add(e.id, e.codec, e.raw_len, stored);
                 }
                 packs.insert(pack.to_hex());
                 rewritten += 1;
             }
         }
-        if !copies.is_empty() {
-            new_bytes += flush_pack(repo, copies, &mut new_segment).await?;
+        if let Some(last) = copies.finish() {
+            new_bytes += flush_pack(repo, last, &mut new_segment).await?;
         }
         // A copy may land under the name of a pack just condemned (an earlier gc died
         // after writing it, unindexed): what the new index references stays.
@@ -572,37 +568,31 @@ async fn cleanup(repo: &Repository, opts: &GcOptions) -> Result<()> {
     journal::compact(storage).await
 }
 
-/// Adds every blob id a manifest references (chunks and chunk-list blocks) to `live`.
+/// Adds every blob id a manifest references (chunks and chunk-list blocks) to `live`,
+/// walking the chunk list with the same reader pull and verify use.
 async fn collect_live(
     repo: &Repository,
     index: &Index,
     m: &Manifest,
     live: &mut HashSet<Id>,
 ) -> Result<()> {
-    let mut level: Vec<Id> = m
-        .chunks
-        .ids
-        .iter()
-        .map(|h| Id::from_hex(h).ok_or_else(|| anyhow!("bad id {h:?} in manifest")))
-        .collect::<Result<_>>()?;
-    for _ in 0..m.chunks.depth {
-        let mut below = Vec::new();
-        for block in &level {
-            live.insert(*block);
-            let bytes = repo.read_blob(index, block).await?;
-            below.extend(
-                decode_block(&bytes).map_err(|e| anyhow!("chunk-list block {block}: {e}"))?,
-            );
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| {
+        let blocks = std::cell::RefCell::new(Vec::new());
+        let fetch = |block: &Id| {
+            blocks.borrow_mut().push(*block);
+            handle.block_on(repo.read_blob(index, block))
+        };
+        for chunk in ChunkListReader::new(&m.chunks, fetch)? {
+            let chunk = chunk?;
+            if index.get(&chunk).is_none() {
+                bail!("chunk {chunk} is in no pack that exists");
+            }
+            live.insert(chunk);
         }
-        level = below;
-    }
-    for id in level {
-        if index.get(&id).is_none() {
-            bail!("chunk {id} is in no pack that exists");
-        }
-        live.insert(id);
-    }
-    Ok(())
+        live.extend(blocks.into_inner());
+        Ok(())
+    })
 }
 
 async fn flush_pack(

@@ -27,7 +27,7 @@ use crate::repo::ids::Id;
 use crate::repo::index::IndexSegment;
 use crate::repo::journal;
 use crate::repo::manifest::{Manifest, MANIFEST_VERSION};
-use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry};
+use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry, Packer};
 use crate::repo::session::Session;
 use crate::repo::Repository;
 use fastcdc::v2020::{Normalization, StreamCDC};
@@ -458,26 +458,22 @@ fn pack_and_upload(
         });
     };
 
-    let capacity = opts.pack_size + 64 * 1024;
-    let mut builder = PackBuilder::with_capacity(capacity);
+    let mut packer = Packer::new(opts.pack_size);
     for blob in blobs {
-        // Seal the pack before a blob would overflow it, so its buffer never regrows (a
-        // regrown buffer doubles: 16 MiB held for a 9 MiB pack).
-        if !builder.is_empty() && builder.len() + blob.stored.len() > opts.pack_size {
-            // The next buffer is taken only once the upload has its slot, that is once an
-            // earlier upload freed its buffer: two packs in memory with one upload at a
-            // time, not three.
-            upload(std::mem::take(&mut builder), &mut started);
-            builder = PackBuilder::with_capacity(capacity);
+        if let Some(full) = packer.seal_before(blob.stored.len()) {
+            // The next buffer is taken (by `add`) only once this upload has its slot,
+            // that is once an earlier upload freed its buffer: two packs in memory with
+            // one upload at a time, not three.
+            upload(full, &mut started);
         }
-        builder.add(blob.id, blob.codec, blob.raw_len, &blob.stored);
+        packer.add(blob.id, blob.codec, blob.raw_len, &blob.stored);
         while let Ok(done) = done_rx.try_recv() {
             finished += 1;
             record(done, &mut segment)?;
         }
     }
-    if !builder.is_empty() {
-        upload(builder, &mut started);
+    if let Some(last) = packer.finish() {
+        upload(last, &mut started);
     }
     drop(done_tx);
     // The input ended: wait for the last uploads (an error still waits for the others so
