@@ -310,13 +310,6 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = LocalStorage::new(dir.path().join("repo"));
-        super::super::conformance::run_all(&storage).await;
-    }
-
-    #[tokio::test]
     async fn rejects_escaping_keys() {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalStorage::new(dir.path());

@@ -2,6 +2,7 @@
 //! deterministic test data, and Kanister-style output parsing.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod faults;
 pub mod gc_scenarios;
 pub mod s3;
