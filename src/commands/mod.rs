@@ -3,6 +3,7 @@
 
 pub mod delete;
 pub mod gc;
+pub mod legacy;
 pub mod list;
 pub mod pull;
 pub mod push;
