@@ -47,7 +47,7 @@ fn chunk_ids(b: &LocalBackend, password: Option<&str>) -> HashSet<Id> {
     let storage = Arc::new(LocalStorage::new(repo_dir(b)));
     let pw = password.map(|p| Password::new(p.as_bytes().to_vec()));
     let repo = rt.block_on(Repository::open(storage, pw.as_ref())).unwrap();
-    let index = rt.block_on(repo.load_index()).unwrap();
+    let index = rt.block_on(repo.load_read_index()).unwrap();
     index.ids().copied().collect()
 }
 

@@ -9,9 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::conformance;
 use common::s3::{in_ci, is_selected, start_selected, unique_name, S3Server, TlsMoto};
 use kando::storage::s3::{S3Config, S3Credentials, S3Storage};
-use kando::storage::{conformance, Storage};
+use kando::storage::Storage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_s3s_fs() {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::s3::{start_selected, S3Backend};
-use common::{gc_scenarios as gc, scenarios as core, Backend};
+use common::{gc_scenarios as gc, safety, scenarios as core, Backend};
 
 fn suite(kind: &str) {
     let Some(server) = start_selected(kind) else {
@@ -36,6 +36,28 @@ fn suite(kind: &str) {
     gc::delete_defers_while_in_use(&fresh(false));
     gc::killed_pushes_leave_nothing(&fresh(false), 20);
     gc::race_push_delete(&fresh(false), 34);
+
+    safety::paused_push_is_fenced(&fresh(false));
+    safety::paused_gc_spares_a_later_push(&fresh(false), "condemn-decided");
+    safety::paused_gc_spares_a_later_push(&fresh(false), "finalize-decided");
+    safety::grace_then_reclaim(&fresh(false));
+    safety::delete_races_list(&fresh(false), 8);
+    let b = fresh(false);
+    let packs = format!("{}packs/", b.repo_root());
+    safety::lost_pack_heals(&b, &|| b.delete_under(&packs));
+    if kind == "rgw" {
+        safety::chaos(&fresh(false), 4);
+        let b = fresh(false);
+        let (access, secret) = b
+            .block_on(b.server().read_only_user(b.bucket()))
+            .expect("a read-only RGW user");
+        let ro = b.profile_with_keys(&access, &secret);
+        safety::reads_need_no_writes(&b.profile(), &|args| {
+            let mut full = args.to_vec();
+            full.splice(2..2, ["--profile", ro.as_str()]);
+            common::kando(&full, b"")
+        });
+    }
 }
 
 #[test]

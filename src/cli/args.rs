@@ -162,7 +162,7 @@ pub enum RepoCommand {
         #[arg(long = "read-data")]
         read_data: bool,
     },
-    /// Reclaim the space of deleted snapshots (waits for running pushes and pulls).
+    /// Reclaim the space of deleted snapshots (condemned data is deleted after --gc-grace).
     Gc {
         /// Common location flags.
         #[command(flatten)]
@@ -170,6 +170,14 @@ pub enum RepoCommand {
         /// Rewrite a pack when more than this percentage of it is dead.
         #[arg(long = "repack-dead-pct", default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
         repack_dead_pct: u8,
+    },
+    /// Rebuild the index from the packs themselves (each carries its own list of blobs),
+    /// drop entries of packs that are gone, and report snapshots that can no longer be
+    /// restored.
+    Repair {
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
     },
     /// Create a repository, encrypted when a password is given (KANDO_PASSWORD or
     /// --password-file). A first push creates one too; this makes the choice explicit.
@@ -202,7 +210,9 @@ pub struct LocationArgs {
         env = "KANDO_REPO_DIR"
     )]
     pub repo_dir: String,
-    /// Seconds after which an unrefreshed lock of another process is stale.
+    /// Seconds after which a push that stopped refreshing its session no longer holds
+    /// back garbage collection (0: none does). Decides only when space is reclaimed:
+    /// a push that comes back later is checked at commit, never trusted.
     #[arg(
         long = "lock-stale-after",
         default_value_t = 300,
@@ -210,6 +220,10 @@ pub struct LocationArgs {
         value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_SECS)
     )]
     pub lock_stale_after: u64,
+    /// Seconds between condemning unused data and deleting it (default one hour: a pull
+    /// that began before the delete can still finish reading).
+    #[arg(long = "gc-grace", default_value_t = 3600, env = "KANDO_GC_GRACE")]
+    pub gc_grace: u64,
     /// Longest wait, in seconds, for a lock held by garbage collection (or, for
     /// `repo gc`, for pushes and pulls to finish).
     #[arg(

@@ -20,13 +20,13 @@ use crate::commands::gc::{self, GcOptions, GcReport};
 use crate::commands::list;
 use crate::commands::pull::{self, PullOptions};
 use crate::commands::push::{self, PushCounters, PushOptions};
+use crate::commands::repair;
 use crate::commands::verify;
 use crate::compat::output::{phase_output_line, snapshot_json, validate_key};
 use crate::compat::profile::Profile;
 use crate::compat::snapshot_arg::parse_snapshot_arg;
 use crate::repo::config::ChunkerParams;
 use crate::repo::crypto::Password;
-use crate::repo::lock::{HeldLock, LockTiming};
 use crate::repo::refs::{check_path_fits, normalize_path};
 use crate::repo::Repository;
 use crate::storage::s3::ServerSideEncryption;
@@ -96,7 +96,8 @@ struct Target {
     profile: Profile,
     path: String,
     repo_dir: String,
-    timing: LockTiming,
+    stale_after: std::time::Duration,
+    grace: std::time::Duration,
     password: Option<Password>,
     sse: Option<ServerSideEncryption>,
 }
@@ -114,10 +115,8 @@ impl Target {
             profile,
             path,
             repo_dir: args.repo_dir.clone(),
-            timing: LockTiming {
-                stale_after: std::time::Duration::from_secs(args.lock_stale_after.max(1)),
-                wait: std::time::Duration::from_secs(args.lock_wait),
-            },
+            stale_after: std::time::Duration::from_secs(args.lock_stale_after),
+            grace: std::time::Duration::from_secs(args.gc_grace),
         })
     }
 
@@ -126,15 +125,10 @@ impl Target {
         self.profile.location.kind == crate::compat::profile::LocationType::Local
     }
 
-    /// A shared lock for a push or pull (waits for a running gc).
-    fn shared_lock(&self, repo: &Repository, purpose: &str) -> Result<HeldLock> {
-        self.rt
-            .block_on(HeldLock::shared(repo.storage(), purpose, self.timing))
-    }
-
     fn gc_options(&self) -> GcOptions {
         GcOptions {
-            stale_after: self.timing.stale_after,
+            stale_after: self.stale_after,
+            grace: self.grace,
             ..GcOptions::default()
         }
     }
@@ -287,10 +281,10 @@ fn push_cmd(
             .unwrap_or(if target.is_local() { 1 } else { 4 }),
         pack_size: tuning.pack_size_mib.clamp(1, 512) * 1024 * 1024,
         zstd_level: tuning.compression_level,
+        stale_after: target.stale_after.max(std::time::Duration::from_secs(1)),
         ..PushOptions::default()
     };
     let counters = Arc::new(PushCounters::default());
-    let lock = target.shared_lock(&repo, "push")?;
     let reporter = {
         let c = counters.clone();
         Reporter::start("push", progress, None, move || Sample {
@@ -311,7 +305,7 @@ fn push_cmd(
             }
             // About to commit: a signal from here on no longer ends the process (signals.rs).
             super::signals::finishing();
-            lock.ensure_fresh()
+            Ok(())
         },
     );
     reporter.finish();
@@ -320,7 +314,6 @@ fn push_cmd(
         let _ = child.kill();
         let _ = child.wait();
     }
-    target.rt.block_on(lock.release());
     let outcome = outcome?;
     let secs = outcome.duration.as_secs_f64().max(1e-9);
     let dedup = if outcome.chunks == 0 {
@@ -366,13 +359,10 @@ fn pull_cmd(
     let reads = reads.unwrap_or(if target.is_local() { 6 } else { 12 });
     let snapshot_id = snapshot.map(parse_snapshot_arg).transpose()?;
     let repo = target.open(false)?;
-    let lock = target.shared_lock(&repo, "pull")?;
-    let result = pull_locked(&target, &repo, snapshot_id, target_arg, reads, progress);
-    target.rt.block_on(lock.release());
-    result
+    pull_snapshot(&target, &repo, snapshot_id, target_arg, reads, progress)
 }
 
-fn pull_locked(
+fn pull_snapshot(
     target: &Target,
     repo: &Repository,
     snapshot_id: Option<String>,
@@ -548,23 +538,9 @@ fn delete_cmd(args: &LocationArgs, snapshot: Option<&str>) -> Result<()> {
     for r in &deleted {
         tracing::info!("deleted snapshot {} at {:?}", r.id, r.path);
     }
-    // Reclaim space now if nobody uses the repository; never wait, never fail the delete.
-    let storage = repo.storage().clone();
-    let reclaimed = target.rt.block_on(async {
-        let Some(lock) = HeldLock::try_exclusive(&storage, "gc", target.timing.stale_after).await?
-        else {
-            return Ok(None);
-        };
-        let report = gc::gc(&repo, &target.gc_options()).await;
-        lock.release().await;
-        report.map(Some)
-    });
-    match reclaimed {
-        Ok(Some(report)) => eprintln!("kando: {}", gc_summary(&report)),
-        Ok(None) => eprintln!(
-            "kando: deleted {} snapshot(s); reclaiming space deferred: a push or pull is using the repository (a later delete or `kando repo gc` will do it)",
-            deleted.len()
-        ),
+    // Reclaim space now; never fail the delete over it.
+    match target.rt.block_on(gc::gc(&repo, &target.gc_options())) {
+        Ok(report) => eprintln!("kando: {}", gc_summary(&report)),
         Err(e) => eprintln!(
             "kando: deleted {} snapshot(s); reclaiming space failed and was skipped: {e:#}",
             deleted.len()
@@ -574,14 +550,20 @@ fn delete_cmd(args: &LocationArgs, snapshot: Option<&str>) -> Result<()> {
 }
 
 fn gc_summary(r: &GcReport) -> String {
-    format!(
+    let mut line = format!(
         "garbage collection: {} live snapshot(s), {} pack(s) deleted, {} rewritten, {} freed, {} index segment(s) merged",
         r.snapshots,
         r.packs_deleted,
         r.packs_rewritten,
         human_bytes(r.bytes_freed),
         r.segments_merged
-    )
+    );
+    if let Some((n, why)) = &r.waiting {
+        line.push_str(&format!(
+            "; reclaiming {n} more pack(s) deferred: {why} (a later delete or `kando repo gc` finishes it)"
+        ));
+    }
+    line
 }
 
 fn repo(command: RepoCommand) -> Result<()> {
@@ -597,7 +579,6 @@ fn repo(command: RepoCommand) -> Result<()> {
                 .map(parse_snapshot_arg)
                 .transpose()?;
             let repo = target.open(false)?;
-            let lock = target.shared_lock(&repo, "verify")?;
             let result = (|| {
                 let refs = target.rt.block_on(repo.list_refs(&target.path))?;
                 let refs: Vec<_> = match &snapshot {
@@ -618,7 +599,6 @@ fn repo(command: RepoCommand) -> Result<()> {
                 let read = read_data || snapshot.is_some();
                 verify::verify(target.rt.handle(), &repo, &refs, read)
             })();
-            target.rt.block_on(lock.release());
             let report = result?;
             for p in &report.problems {
                 eprintln!("kando: problem: {p}");
@@ -648,19 +628,33 @@ fn repo(command: RepoCommand) -> Result<()> {
                 repack_dead_pct,
                 ..target.gc_options()
             };
-            let report = target.rt.block_on(async {
-                let Some(lock) = HeldLock::exclusive(repo.storage(), "gc", target.timing).await?
-                else {
-                    bail!(
-                        "the repository stayed in use by pushes or pulls for {:?}; try again later",
-                        target.timing.wait
-                    );
-                };
-                let report = gc::gc(&repo, &opts).await;
-                lock.release().await;
-                report
-            })?;
+            let report = target.rt.block_on(gc::gc(&repo, &opts))?;
             eprintln!("kando: {}", gc_summary(&report));
+            Ok(())
+        }
+        RepoCommand::Repair { location } => {
+            let target = Target::new(&location)?;
+            let repo = target.open(false)?;
+            let report = target.rt.block_on(repair::repair(&repo))?;
+            eprintln!(
+                "kando: repair: index rebuilt from {} pack(s) ({} blobs), {} damaged pack(s) skipped, {} old segment(s) replaced",
+                report.packs, report.blobs, report.damaged_packs.len(), report.segments_replaced
+            );
+            for p in &report.damaged_packs {
+                eprintln!("kando: repair: damaged pack {p}");
+            }
+            for s in &report.unrestorable {
+                eprintln!(
+                    "kando: repair: snapshot {} at {:?} can no longer be restored: {}",
+                    s.id, s.path, s.why
+                );
+            }
+            if report.unrestorable.is_empty() {
+                eprintln!(
+                    "kando: repair: every snapshot ({}) can be restored",
+                    report.snapshots
+                );
+            }
             Ok(())
         }
         RepoCommand::Init { location } => {

@@ -16,11 +16,12 @@ pub struct Listed {
 
 /// Every snapshot at `path` or under it, oldest first.
 pub async fn list(repo: &Repository, path: &str) -> Result<Vec<Listed>> {
+    // A snapshot deleted between listing and reading is simply not listed.
     let refs = repo.list_refs(path).await?;
-    let manifests = repo.read_manifests(&refs).await?;
-    Ok(refs
+    Ok(repo
+        .read_manifests(&refs)
+        .await?
         .into_iter()
-        .zip(manifests)
         .map(|(r, manifest)| Listed { id: r.id, manifest })
         .collect())
 }

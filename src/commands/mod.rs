@@ -3,9 +3,11 @@
 
 pub mod delete;
 pub mod gc;
+pub mod legacy;
 pub mod list;
 pub mod pull;
 pub mod push;
+pub mod repair;
 pub mod verify;
 
 /// Push's and pull's byte budgets count semaphore permits in KiB (a permit count is a

@@ -83,7 +83,7 @@ pub fn pull(
     written: &AtomicU64,
 ) -> Result<PullOutcome> {
     let started = Instant::now();
-    let index = rt.block_on(repo.load_index())?;
+    let index = rt.block_on(repo.load_read_index())?;
     let index = &index;
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<ReadJob>(opts.reads * 2);
     let (data_tx, data_rx) = crossbeam_channel::bounded::<(Vec<Vec<u8>>, OwnedSemaphorePermit)>(2);
@@ -215,7 +215,10 @@ fn plan_reads(
         let chunk = chunk?;
         count += 1;
         let loc = index.get(&chunk).ok_or_else(|| {
-            anyhow!("snapshot {id} is damaged: chunk {chunk} is in no index segment (its pack is missing)")
+            anyhow!(
+                "snapshot {id} is damaged: chunk {chunk} is in no index segment (its pack is missing){}",
+                index.skipped_note()
+            )
         })?;
         let e = loc.entry;
         let (start, end) = (e.offset as u64, e.offset as u64 + e.stored_len as u64);

@@ -9,7 +9,8 @@
 //! Every stage is joined by a bounded channel, so memory is set by the options, not by the
 //! stream's length. A failure anywhere stops the whole pipeline and no ref is written.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,8 +25,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::repo::chunklist::ChunkListWriter;
 use crate::repo::ids::Id;
 use crate::repo::index::IndexSegment;
+use crate::repo::journal;
 use crate::repo::manifest::{Manifest, MANIFEST_VERSION};
-use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry};
+use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry, Packer};
+use crate::repo::session::Session;
 use crate::repo::Repository;
 use fastcdc::v2020::{Normalization, StreamCDC};
 
@@ -42,6 +45,8 @@ pub struct PushOptions {
     pub zstd_level: i32,
     /// Entries per index segment before another is started (bounds memory on huge pushes).
     pub segment_entries: usize,
+    /// How often the push's session is refreshed (a quarter of this) so gc waits for it.
+    pub stale_after: Duration,
 }
 
 impl Default for PushOptions {
@@ -49,9 +54,10 @@ impl Default for PushOptions {
         PushOptions {
             jobs: default_jobs(),
             uploads: 4,
-            pack_size: 8 * 1024 * 1024,
+            pack_size: crate::repo::DEFAULT_PACK_SIZE,
             zstd_level: 3,
-            segment_entries: 65_536,
+            segment_entries: crate::repo::SEGMENT_ENTRIES,
+            stale_after: crate::repo::session::DEFAULT_STALE_AFTER,
         }
     }
 }
@@ -123,8 +129,60 @@ fn send<T>(tx: &Sender<T>, v: T) -> Result<()> {
     tx.send(v).map_err(|_| anyhow!(Stopped))
 }
 
-/// Pushes `input` as a new snapshot at `path` (already normalised).
+/// Marks a chunk this push stores itself in [`Known`].
+const STORED_HERE: u32 = u32::MAX;
+
+/// The chunks the push can deduplicate against, by pack number, and the packs it used.
+struct Known {
+    blobs: HashMap<Id, u32>,
+    packs: Vec<Id>,
+    used: HashSet<u32>,
+}
+
+impl Known {
+    /// True when `id` is new (the caller stores it); else records its pack as used.
+    fn claim(&mut self, id: Id) -> bool {
+        match self.blobs.entry(id) {
+            Entry::Occupied(o) => {
+                if *o.get() != STORED_HERE {
+                    self.used.insert(*o.get());
+                }
+                false
+            }
+            Entry::Vacant(v) => {
+                v.insert(STORED_HERE);
+                true
+            }
+        }
+    }
+}
+
+/// Pushes `input` as a new snapshot at `path` (already normalised). The push announces a
+/// session (so gc waits for it) and commits through the gc journal (so gc can never delete
+/// what it used, however long it was paused).
 pub fn push(
+    rt: &Handle,
+    repo: &Repository,
+    input: impl Read + Send,
+    path: &str,
+    opts: &PushOptions,
+    counters: &PushCounters,
+    before_commit: &dyn Fn() -> Result<()>,
+) -> Result<PushOutcome> {
+    let storage = repo.storage();
+    let after_epoch = rt.block_on(journal::latest_epoch(storage))?;
+    let session = rt.block_on(Session::begin(
+        storage,
+        "push",
+        after_epoch,
+        opts.stale_after,
+    ))?;
+    let result = push_in_session(rt, repo, input, path, opts, counters, before_commit);
+    rt.block_on(session.end());
+    result
+}
+
+fn push_in_session(
     rt: &Handle,
     repo: &Repository,
     input: impl Read + Send,
@@ -135,12 +193,32 @@ pub fn push(
 ) -> Result<PushOutcome> {
     let started = Instant::now();
     let start_time = SystemTime::now();
-    let mut known = HashSet::new();
-    rt.block_on(repo.for_each_index_segment(|_, seg| {
-        for (_, entries) in seg.packs {
-            known.extend(entries.iter().map(|e| e.id));
+    // Read after the session is announced: a condemnation we do not see here is one gc
+    // made after seeing our session, and gc then waits for us.
+    let state = rt.block_on(journal::read_latest(repo.storage()))?;
+    let listed = rt.block_on(repo.list_packs())?;
+    let mut known = Known {
+        blobs: HashMap::new(),
+        packs: Vec::new(),
+        used: HashSet::new(),
+    };
+    let mut numbers: HashMap<Id, u32> = HashMap::new();
+    // Never deduplicate against a pack that is gone or that gc condemned.
+    rt.block_on(repo.for_each_index_segment(true, |_, seg| {
+        for (pack, entries) in seg.packs {
+            if !listed.contains_key(&pack) || state.pack_is_condemned(&pack.to_hex()) {
+                continue;
+            }
+            let n = *numbers.entry(pack).or_insert_with(|| {
+                known.packs.push(pack);
+                (known.packs.len() - 1) as u32
+            });
+            for e in entries {
+                known.blobs.entry(e.id).or_insert(n);
+            }
         }
     }))?;
+    drop(numbers);
     let known = Mutex::new(known);
     let chunker = repo.config().chunker;
     let keys = repo.keys();
@@ -190,7 +268,7 @@ pub fn push(
                     for (seq, data, share) in rx {
                         let data = Bytes::from(data);
                         let id = keys.chunk_id(&data);
-                        let is_new = known.lock().unwrap().insert(id);
+                        let is_new = known.lock().unwrap().claim(id);
                         if is_new {
                             counters
                                 .new_raw
@@ -225,7 +303,7 @@ pub fn push(
                 // Chunk-list blocks are hashes: compressing them gains nothing.
                 let mut encoder = BlobEncoder::new(None, keys.clone())?;
                 let mut emit = |id: Id, block: Vec<u8>| -> Result<()> {
-                    if known_ref.lock().unwrap().insert(id) {
+                    if known_ref.lock().unwrap().claim(id) {
                         let block = Bytes::from(block);
                         let (codec, stored) = encoder.encode(&id, &block);
                         send(
@@ -290,8 +368,11 @@ pub fn push(
     if let Some(e) = errors.pop() {
         return Err(e);
     }
-    let (Ok(stored_size), Ok((tree, chunk_count, new_chunks, stream_hash)), Ok(logical_size)) =
-        (packed, assembled, chunked)
+    let (
+        Ok((stored_size, own_packs)),
+        Ok((tree, chunk_count, new_chunks, stream_hash)),
+        Ok(logical_size),
+    ) = (packed, assembled, chunked)
     else {
         unreachable!("every error was returned above")
     };
@@ -305,7 +386,7 @@ pub fn push(
         path: path.to_string(),
         time: humantime::format_rfc3339_millis(start_time).to_string(),
         time_ns,
-        host: crate::repo::lock::hostname(),
+        host: crate::repo::session::hostname(),
         logical_size,
         stored_size,
         stream_hash: stream_hash.to_hex(),
@@ -314,7 +395,14 @@ pub fn push(
     };
     before_commit()?;
     let id = rt.block_on(repo.write_manifest(&manifest))?;
-    rt.block_on(repo.write_ref(&manifest, &id))?;
+    let known = known.into_inner().unwrap();
+    let mut uses: HashSet<Id> = known
+        .used
+        .iter()
+        .map(|&n| known.packs[n as usize])
+        .collect();
+    uses.extend(own_packs);
+    rt.block_on(repo.commit_snapshot(&manifest, &id, &uses))?;
     Ok(PushOutcome {
         id,
         logical_size,
@@ -326,23 +414,25 @@ pub fn push(
 }
 
 /// Packs blobs, uploads packs with `opts.uploads` in flight, and writes index segments for
-/// packs once they are durable. Returns the bytes stored.
+/// packs once they are durable. Returns the bytes stored and the packs written.
 fn pack_and_upload(
     rt: &Handle,
     repo: &Repository,
     blobs: Receiver<StoredBlob>,
     opts: &PushOptions,
     counters: &PushCounters,
-) -> Result<u64> {
+) -> Result<(u64, Vec<Id>)> {
     let in_flight = Arc::new(Semaphore::new(opts.uploads.max(1)));
     let (done_tx, done_rx) = unbounded::<Result<(Id, Vec<PackEntry>, u64)>>();
     let mut segment = IndexSegment::default();
     let (mut started, mut finished, mut stored) = (0usize, 0usize, 0u64);
+    let mut written = Vec::new();
 
     let mut record =
         |done: Result<(Id, Vec<PackEntry>, u64)>, segment: &mut IndexSegment| -> Result<()> {
             let (pack, entries, len) = done?;
             stored += len;
+            written.push(pack);
             counters.stored.fetch_add(len, Ordering::Relaxed);
             segment.packs.push((pack, entries));
             if segment.len() >= opts.segment_entries {
@@ -368,26 +458,22 @@ fn pack_and_upload(
         });
     };
 
-    let capacity = opts.pack_size + 64 * 1024;
-    let mut builder = PackBuilder::with_capacity(capacity);
+    let mut packer = Packer::new(opts.pack_size);
     for blob in blobs {
-        // Seal the pack before a blob would overflow it, so its buffer never regrows (a
-        // regrown buffer doubles: 16 MiB held for a 9 MiB pack).
-        if !builder.is_empty() && builder.len() + blob.stored.len() > opts.pack_size {
-            // The next buffer is taken only once the upload has its slot, that is once an
-            // earlier upload freed its buffer: two packs in memory with one upload at a
-            // time, not three.
-            upload(std::mem::take(&mut builder), &mut started);
-            builder = PackBuilder::with_capacity(capacity);
+        if let Some(full) = packer.seal_before(blob.stored.len()) {
+            // The next buffer is taken (by `add`) only once this upload has its slot,
+            // that is once an earlier upload freed its buffer: two packs in memory with
+            // one upload at a time, not three.
+            upload(full, &mut started);
         }
-        builder.add(blob.id, blob.codec, blob.raw_len, &blob.stored);
+        packer.add(blob.id, blob.codec, blob.raw_len, &blob.stored);
         while let Ok(done) = done_rx.try_recv() {
             finished += 1;
             record(done, &mut segment)?;
         }
     }
-    if !builder.is_empty() {
-        upload(builder, &mut started);
+    if let Some(last) = packer.finish() {
+        upload(last, &mut started);
     }
     drop(done_tx);
     // The input ended: wait for the last uploads (an error still waits for the others so
@@ -406,5 +492,5 @@ fn pack_and_upload(
     if !segment.is_empty() {
         stored += rt.block_on(repo.write_index_segment(&segment))?.1;
     }
-    Ok(stored)
+    Ok((stored, written))
 }

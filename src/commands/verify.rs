@@ -31,6 +31,22 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
 }
 
+/// A snapshot deleted while it was being checked is not damaged: drop what was found
+/// about it since `before`.
+fn forget_if_deleted(
+    rt: &Handle,
+    repo: &Repository,
+    r: &SnapshotRef,
+    report: &mut VerifyReport,
+    before: usize,
+) -> Result<()> {
+    if report.problems.len() > before && rt.block_on(repo.storage().head(&r.key))?.is_none() {
+        report.problems.truncate(before);
+        report.snapshots -= 1;
+    }
+    Ok(())
+}
+
 /// Verifies the snapshots in `refs`; reads their data when `read_data`.
 pub fn verify(
     rt: &Handle,
@@ -39,7 +55,7 @@ pub fn verify(
     read_data: bool,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let index = match rt.block_on(repo.load_index()) {
+    let index = match rt.block_on(repo.load_read_index()) {
         Ok(i) => i,
         Err(e) => {
             report.problems.push(format!("{e:#}"));
@@ -53,14 +69,21 @@ pub fn verify(
         .collect();
     for r in refs {
         report.snapshots += 1;
-        let manifest = match rt.block_on(repo.read_manifest(&r.id)) {
-            Ok(m) => m,
+        let before = report.problems.len();
+        let manifest = match rt.block_on(repo.read_manifest_unchecked(&r.id)) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                report
+                    .problems
+                    .push(format!("snapshot {}: its manifest is missing", r.id));
+                forget_if_deleted(rt, repo, r, &mut report, before)?;
+                continue;
+            }
             Err(e) => {
                 report.problems.push(format!("snapshot {}: {e:#}", r.id));
                 continue;
             }
         };
-        let before = report.problems.len();
         let fetch = |id: &Id| rt.block_on(repo.read_blob(&index, id));
         match ChunkListReader::new(&manifest.chunks, fetch) {
             Err(e) => report.problems.push(format!("snapshot {}: {e:#}", r.id)),
@@ -116,6 +139,7 @@ pub fn verify(
                 Err(e) => report.problems.push(format!("{e:#}")),
             }
         }
+        forget_if_deleted(rt, repo, r, &mut report, before)?;
     }
     // Problems repeat per chunk of a missing pack: report each once.
     let mut seen = std::collections::HashSet::new();

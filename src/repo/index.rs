@@ -42,6 +42,24 @@ impl IndexSegment {
         self.packs.iter().all(|(_, e)| e.is_empty())
     }
 
+    /// Cuts the segment into segments of at most `max_entries` entries (a pack's entries
+    /// stay together).
+    pub fn split(self, max_entries: usize) -> Vec<IndexSegment> {
+        let mut out = vec![IndexSegment::default()];
+        for (pack, entries) in self.packs {
+            let last = out.last().expect("never empty");
+            if last.len() + entries.len() > max_entries && !last.is_empty() {
+                out.push(IndexSegment::default());
+            }
+            out.last_mut()
+                .expect("never empty")
+                .packs
+                .push((pack, entries));
+        }
+        out.retain(|s| !s.is_empty());
+        out
+    }
+
     /// Serialises the segment.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + self.len() * (super::pack::ENTRY_LEN + 1));
@@ -91,6 +109,10 @@ impl IndexSegment {
 pub struct Index {
     blobs: HashMap<Id, Slot>,
     packs: Vec<Id>,
+    /// Rank of each pack (see [`Index::add_segment_ranked`]); 0 for [`Index::add_segment`].
+    ranks: Vec<u8>,
+    /// Segments a reader skipped as unreadable, with why (named in errors).
+    pub skipped: Vec<String>,
     pack_numbers: HashMap<Id, u32>,
 }
 
@@ -111,6 +133,7 @@ impl Index {
         for (pack, entries) in &segment.packs {
             let number = *self.pack_numbers.entry(*pack).or_insert_with(|| {
                 self.packs.push(*pack);
+                self.ranks.push(0);
                 (self.packs.len() - 1) as u32
             });
             for e in entries {
@@ -122,6 +145,53 @@ impl Index {
                     codec: e.codec,
                 });
             }
+        }
+    }
+
+    /// Adds the entries of `segment` whose pack `rank` accepts (`Some`); a blob already
+    /// known moves to a pack of lower rank. Readers use it to skip packs that are gone and
+    /// to prefer copies gc has not condemned.
+    pub fn add_segment_ranked(&mut self, segment: &IndexSegment, rank: impl Fn(&Id) -> Option<u8>) {
+        for (pack, entries) in &segment.packs {
+            let Some(r) = rank(pack) else {
+                continue;
+            };
+            let number = *self.pack_numbers.entry(*pack).or_insert_with(|| {
+                self.packs.push(*pack);
+                self.ranks.push(r);
+                (self.packs.len() - 1) as u32
+            });
+            for e in entries {
+                let slot = Slot {
+                    pack: number,
+                    offset: e.offset,
+                    stored_len: e.stored_len,
+                    raw_len: e.raw_len,
+                    codec: e.codec,
+                };
+                match self.blobs.entry(e.id) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(slot);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        if self.ranks[o.get().pack as usize] > r {
+                            o.insert(slot);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// For an error about a blob not found: the damaged segments that were skipped.
+    pub fn skipped_note(&self) -> String {
+        if self.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; damaged index segment(s) skipped: {} (run `kando repo repair`)",
+                self.skipped.join(", ")
+            )
         }
     }
 

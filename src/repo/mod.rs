@@ -7,6 +7,8 @@
 //! `refs/<path…>/!s.<time>.<id>`. An encrypted repository seals every object but `config`
 //! (see `crypto.rs`).
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -18,10 +20,11 @@ pub mod config;
 pub mod crypto;
 pub mod ids;
 pub mod index;
-pub mod lock;
+pub mod journal;
 pub mod manifest;
 pub mod pack;
 pub mod refs;
+pub mod session;
 
 use config::{ChunkerParams, Config};
 use crypto::{KdfParams, KeySlot, Keys, Password, Sealed};
@@ -34,6 +37,22 @@ use refs::SnapshotRef;
 pub const CONFIG_KEY: &str = "config";
 /// Concurrent reads when loading many small objects (index segments, manifests).
 const METADATA_READS: usize = 16;
+/// Default size at which a pack is sealed (push and gc's rewrites).
+pub const DEFAULT_PACK_SIZE: usize = 8 * 1024 * 1024;
+/// Entries per index segment before another is started (bounds memory on huge pushes).
+pub const SEGMENT_ENTRIES: usize = 65_536;
+
+/// Why a commit was refused: the push must not claim a snapshot it cannot restore.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// gc decided to delete something the snapshot uses (the push was paused or judged
+    /// stale for longer than the grace period).
+    #[error("garbage collection is deleting pack {0}, which this push deduplicated against (the push was paused or out of touch too long); nothing was committed, push again")]
+    Condemned(String),
+    /// A pack the snapshot uses is gone (deleted by hand, a lifecycle rule, damage).
+    #[error("pack {0}, which this push uses, is missing from the repository; nothing was committed, push again (it will store the data anew)")]
+    Missing(String),
+}
 
 /// Key of pack `id`. Two hex digits of fan-out keep local directories small.
 pub fn pack_key(id: &Id) -> String {
@@ -49,6 +68,15 @@ pub fn index_key(id: &Id) -> String {
 /// Key of the manifest of snapshot `id`.
 pub fn manifest_key(id: &str) -> String {
     format!("snapshots/{id}")
+}
+
+/// A segment that could not be loaded; the flag says it was not found.
+struct SegmentError(anyhow::Error, bool);
+
+impl SegmentError {
+    fn is_not_found(&self) -> bool {
+        self.1
+    }
 }
 
 /// Why an encrypted (or plain) repository could not be opened with the password given.
@@ -185,30 +213,52 @@ impl Repository {
         &self.config
     }
 
-    /// Reads and verifies one object whose name is the hash of its content.
-    async fn get_verified(&self, key: &str, id: &Id) -> Result<Bytes> {
-        let bytes = self
+    /// Every pack that exists, with its size.
+    pub async fn list_packs(&self) -> Result<HashMap<Id, u64>> {
+        Ok(self
             .storage
-            .get(key)
+            .list("packs/")
             .await
-            .with_context(|| format!("cannot read {key}"))?;
-        if Id::of(&bytes) != *id {
-            bail!("object {key} is corrupt: its content does not match its name");
-        }
-        Ok(bytes)
+            .context("cannot list packs")?
+            .into_iter()
+            .filter_map(|m| Some((Id::from_hex(m.key.rsplit('/').next()?)?, m.size)))
+            .collect())
     }
 
-    /// Lists and loads every index segment.
-    pub async fn load_index(&self) -> Result<Index> {
+    /// The index as readers use it: only packs that exist, preferring copies in packs gc
+    /// has not condemned. Damaged segments are skipped with a warning. Writes nothing.
+    pub async fn load_read_index(&self) -> Result<Index> {
+        let state = journal::read_latest(&self.storage).await?;
+        let listed = self.list_packs().await?;
         let mut index = Index::default();
-        self.for_each_index_segment(|_, seg| index.add_segment(&seg))
-            .await?;
+        let mut skipped = Vec::new();
+        self.for_each_index_segment_reporting(Some(&mut skipped), |_, seg| {
+            index.add_segment_ranked(&seg, |p| journal::read_rank(&state, &listed, p))
+        })
+        .await?;
+        index.skipped = skipped;
         Ok(index)
     }
 
-    /// Calls `f` with every index segment and its key, loading several at once.
+    /// Calls `f` with every index segment and its key, loading several at once. With
+    /// `skip_damaged`, a segment that cannot be read or verified is skipped with a
+    /// warning (readers: the chunks may be indexed elsewhere); otherwise it is an error
+    /// (gc: its packs would look unused).
     pub async fn for_each_index_segment(
         &self,
+        skip_damaged: bool,
+        f: impl FnMut(String, IndexSegment),
+    ) -> Result<()> {
+        let mut skipped = Vec::new();
+        self.for_each_index_segment_reporting(skip_damaged.then_some(&mut skipped), f)
+            .await
+    }
+
+    /// [`Repository::for_each_index_segment`], collecting what was skipped into `skipped`
+    /// (`None`: a damaged segment is an error).
+    async fn for_each_index_segment_reporting(
+        &self,
+        mut skipped: Option<&mut Vec<String>>,
         mut f: impl FnMut(String, IndexSegment),
     ) -> Result<()> {
         let listed = self
@@ -218,23 +268,53 @@ impl Repository {
             .context("cannot list index segments")?;
         let mut segments = stream::iter(listed)
             .map(|meta| async move {
-                let name = meta.key.trim_start_matches("index/");
-                let id = Id::from_hex(name)
-                    .ok_or_else(|| anyhow!("unexpected object {} in index/", meta.key))?;
-                let bytes = self.get_verified(&meta.key, &id).await?;
-                let bytes = self
-                    .keys
-                    .open(Sealed::Index, &bytes)
-                    .map_err(|e| anyhow!("index segment {}: {e}", meta.key))?;
-                let seg = IndexSegment::decode(&bytes)
-                    .map_err(|e| anyhow!("index segment {} is damaged: {e}", meta.key))?;
-                anyhow::Ok((meta.key, seg))
+                let loaded = self.load_segment(&meta.key).await;
+                (meta.key, loaded)
             })
             .buffer_unordered(METADATA_READS);
-        while let Some((key, seg)) = segments.try_next().await? {
-            f(key, seg);
+        while let Some((key, loaded)) = segments.next().await {
+            match loaded {
+                Ok(seg) => f(key, seg),
+                Err(e) if e.is_not_found() => {} // merged away by gc meanwhile
+                Err(e) if skipped.is_some() => {
+                    tracing::warn!(
+                        "skipping index segment {key}: {:#} (`kando repo repair` rebuilds the index)",
+                        e.0
+                    );
+                    if let Some(s) = skipped.as_deref_mut() {
+                        s.push(format!("{key}: {:#}", e.0));
+                    }
+                }
+                Err(e) => {
+                    return Err(e.0.context(format!(
+                        "index segment {key} is unreadable; run `kando repo repair`"
+                    )))
+                }
+            }
         }
         Ok(())
+    }
+
+    async fn load_segment(&self, key: &str) -> Result<IndexSegment, SegmentError> {
+        let name = key.trim_start_matches("index/");
+        let id = Id::from_hex(name)
+            .ok_or_else(|| SegmentError(anyhow!("unexpected object {key} in index/"), false))?;
+        let bytes = match self.storage.get(key).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(SegmentError(anyhow!(e), true)),
+            Err(e) => return Err(SegmentError(anyhow!(e), false)),
+        };
+        if Id::of(&bytes) != id {
+            return Err(SegmentError(
+                anyhow!("its content does not match its name"),
+                false,
+            ));
+        }
+        let bytes = self
+            .keys
+            .open(Sealed::Index, &bytes)
+            .map_err(|e| SegmentError(anyhow!("{e}"), false))?;
+        IndexSegment::decode(&bytes).map_err(|e| SegmentError(anyhow!("damaged: {e}"), false))
     }
 
     /// Reads one blob (a chunk or a chunk-list block), verifying its hash.
@@ -310,6 +390,27 @@ impl Repository {
     /// Reads and verifies a manifest. A manifest whose ref is gone (deleted, or a push that
     /// died before committing) counts as missing.
     pub async fn read_manifest(&self, id: &str) -> Result<Manifest> {
+        let Some(m) = self.read_manifest_unchecked(id).await? else {
+            bail!("snapshot {id} not found in {}", self.storage.describe());
+        };
+        let ref_key = self.ref_key(&m, id);
+        if self.storage.head(&ref_key).await?.is_none() && !self.committed_in_journal(id).await? {
+            bail!(
+                "snapshot {id} not found in {} (it was deleted or never completed)",
+                self.storage.describe()
+            );
+        }
+        Ok(m)
+    }
+
+    /// True when the journal records snapshot `id` as committed (its ref may be pending).
+    async fn committed_in_journal(&self, id: &str) -> Result<bool> {
+        let state = journal::read_latest(&self.storage).await?;
+        Ok(state.committed.iter().any(|c| c.id == id))
+    }
+
+    /// Reads and verifies a manifest whatever its ref; `None` when there is no manifest.
+    pub async fn read_manifest_unchecked(&self, id: &str) -> Result<Option<Manifest>> {
         if !manifest::is_snapshot_id(id) {
             bail!(
                 "{id:?} is not a snapshot id (expected {} hex digits)",
@@ -319,9 +420,7 @@ impl Repository {
         let key = manifest_key(id);
         let bytes = match self.storage.get(&key).await {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => {
-                bail!("snapshot {id} not found in {}", self.storage.describe())
-            }
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read manifest {key}")),
         };
         if manifest::snapshot_id(&bytes) != id {
@@ -332,14 +431,74 @@ impl Repository {
             .open(Sealed::Manifest, &bytes)
             .map_err(|e| anyhow!("manifest {key}: {e}"))?;
         let m = Manifest::decode(&bytes).map_err(|e| anyhow!("manifest {key}: {e}"))?;
-        let ref_key = self.ref_key(&m, id);
-        if self.storage.head(&ref_key).await?.is_none() {
-            bail!(
-                "snapshot {id} not found in {} (it was deleted or never completed)",
-                self.storage.describe()
-            );
+        Ok(Some(m))
+    }
+
+    /// Reads the manifests of listed refs, several at a time, in order. `None` for a
+    /// snapshot deleted since it was listed (its ref is gone); a manifest missing while its
+    /// ref is still there is damage, and an error.
+    pub async fn read_manifests_if_live(
+        &self,
+        refs: &[SnapshotRef],
+    ) -> Result<Vec<Option<Manifest>>> {
+        stream::iter(refs)
+            .map(|r| async move {
+                match self.read_manifest_unchecked(&r.id).await? {
+                    Some(m) => Ok(Some(m)),
+                    None if self.storage.head(&r.key).await?.is_none() => Ok(None),
+                    None => bail!(
+                        "snapshot {} at {:?} has a ref but no manifest: the repository is damaged (run `kando repo repair`)",
+                        r.id,
+                        r.path
+                    ),
+                }
+            })
+            .buffered(METADATA_READS)
+            .try_collect()
+            .await
+    }
+
+    /// Commits a snapshot whose packs, index and manifest are written: appends it to the
+    /// gc journal, after checking that nothing it uses is gone or being deleted, then
+    /// writes its ref. `packs` are every pack its blobs were found or stored in.
+    pub async fn commit_snapshot(
+        &self,
+        manifest: &Manifest,
+        id: &str,
+        packs: &HashSet<Id>,
+    ) -> Result<()> {
+        for _ in 0..64 {
+            // Journal first, listing second: a pack deleted after the listing was decided
+            // in a record newer than `state`, and then our append conflicts.
+            let state = journal::read_latest(&self.storage).await?;
+            let listed = self.list_packs().await?;
+            for p in packs {
+                if state.pack_is_deleting(&p.to_hex()) {
+                    return Err(CommitError::Condemned(pack_key(p)).into());
+                }
+                if !listed.contains_key(p) {
+                    return Err(CommitError::Missing(pack_key(p)).into());
+                }
+            }
+            if state.deleting_manifests.contains(id) {
+                return Err(CommitError::Condemned(manifest_key(id)).into());
+            }
+            let mut next = state.clone();
+            next.committed.insert(journal::Committed {
+                id: id.to_string(),
+                time_ns: journal::now_ns(),
+            });
+            match journal::append(&self.storage, &state, &next).await {
+                Ok(_) => return self.write_ref(manifest, id).await,
+                Err(journal::AppendError::Conflict(_)) => {
+                    // Others are committing too: a short, random pause spreads the retries.
+                    let ms = 5 + rand::random::<u64>() % 50;
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
+                Err(journal::AppendError::Other(e)) => return Err(e),
+            }
         }
-        Ok(m)
+        bail!("the repository's gc journal stayed too busy to commit; nothing was committed, push again")
     }
 
     /// Every committed snapshot at `path` or under `path/`, oldest first.
@@ -390,13 +549,19 @@ impl Repository {
         Ok(Some(r))
     }
 
-    /// Reads the manifests of `refs`, several at a time, in order.
-    pub async fn read_manifests(&self, refs: &[SnapshotRef]) -> Result<Vec<Manifest>> {
-        stream::iter(refs)
-            .map(|r| self.read_manifest(&r.id))
-            .buffered(METADATA_READS)
-            .try_collect()
-            .await
+    /// Reads the manifests of `refs`, several at a time, in order, leaving out snapshots
+    /// deleted since they were listed.
+    pub async fn read_manifests(
+        &self,
+        refs: &[SnapshotRef],
+    ) -> Result<Vec<(SnapshotRef, Manifest)>> {
+        let manifests = self.read_manifests_if_live(refs).await?;
+        Ok(refs
+            .iter()
+            .cloned()
+            .zip(manifests)
+            .filter_map(|(r, m)| Some((r, m?)))
+            .collect())
     }
 
     /// Removes a snapshot: its ref first (it disappears at once), then its manifest. The

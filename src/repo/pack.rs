@@ -157,6 +157,49 @@ impl PackBuilder {
     }
 }
 
+/// Fills packs up to a target size. A pack is sealed before a blob would overflow it, so
+/// its buffer never regrows (a regrown buffer doubles: 16 MiB held for a 9 MiB pack), and
+/// the next buffer is allocated only by the next blob, after the caller has dealt with the
+/// sealed pack (push: once its upload has a slot). Push and gc's rewrites share this rule.
+#[derive(Debug)]
+pub struct Packer {
+    target: usize,
+    current: PackBuilder,
+}
+
+impl Packer {
+    /// Packs of about `target` bytes of blob data.
+    pub fn new(target: usize) -> Self {
+        Packer {
+            target,
+            current: PackBuilder::default(),
+        }
+    }
+
+    /// Takes the pack being filled if a blob of `stored_len` bytes would overflow it.
+    pub fn seal_before(&mut self, stored_len: usize) -> Option<PackBuilder> {
+        if !self.current.is_empty() && self.current.len() + stored_len > self.target {
+            Some(std::mem::take(&mut self.current))
+        } else {
+            None
+        }
+    }
+
+    /// Appends a blob (call [`Packer::seal_before`] first).
+    pub fn add(&mut self, id: Id, codec: Codec, raw_len: u32, stored: &[u8]) {
+        if self.current.data.capacity() == 0 {
+            // Slack for a last blob that overflows by little: pack sizes vary with chunks.
+            self.current.data.reserve(self.target + 64 * 1024);
+        }
+        self.current.add(id, codec, raw_len, stored);
+    }
+
+    /// The last, partly filled pack, if any.
+    pub fn finish(self) -> Option<PackBuilder> {
+        (!self.current.is_empty()).then_some(self.current)
+    }
+}
+
 /// Why a pack's trailer could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {

@@ -340,13 +340,6 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = LocalStorage::new(dir.path().join("repo"));
-        super::super::conformance::run_all(&storage).await;
-    }
-
-    #[tokio::test]
     async fn delete_prunes_empty_directories_only() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");

@@ -91,11 +91,3 @@ impl Storage for MemoryStorage {
         "memory".to_string()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn conformance() {
-        super::super::conformance::run_all(&super::MemoryStorage::new()).await;
-    }
-}

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub mod conformance;
 pub mod local;
 pub mod memory;
 pub mod s3;

@@ -2,9 +2,11 @@
 //! deterministic test data, and Kanister-style output parsing.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod faults;
 pub mod gc_scenarios;
 pub mod s3;
+pub mod safety;
 pub mod scenarios;
 
 use std::io::{Read, Write};
@@ -31,6 +33,8 @@ pub fn encrypt_every_run(password: &str) {
 pub fn kando_command() -> Command {
     let mut cmd = Command::new(kando_bin());
     apply_password(&mut cmd);
+    // Deleted data is reclaimed by the same delete (the grace period's own tests set it).
+    cmd.env("KANDO_GC_GRACE", "0");
     cmd
 }
 

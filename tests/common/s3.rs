@@ -185,6 +185,38 @@ impl S3Server {
         name
     }
 
+    /// RGW only: a second user that may only read and list `bucket` (a bucket policy
+    /// grants it GetObject and ListBucket); returns its access and secret keys.
+    pub async fn read_only_user(&self, bucket: &str) -> anyhow::Result<(String, String)> {
+        anyhow::ensure!(self.kind == "rgw", "read-only users are set up on rgw only");
+        let uid = unique_name("ro");
+        let (access, secret) = (unique_name("ak"), unique_name("sk"));
+        let out = Command::new("radosgw-admin")
+            .arg("-c")
+            .arg(self.workdir.path().join("ceph.conf"))
+            .args(["user", "create", "--uid", &uid, "--display-name", &uid])
+            .args(["--access-key", &access, "--secret-key", &secret])
+            .stdin(Stdio::null())
+            .output()
+            .context("running radosgw-admin")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "radosgw-admin user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/{uid}"]}},"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
+        );
+        self.client()
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        Ok((access, secret))
+    }
+
     /// Creates `name` (in the default region, so no location constraint).
     pub async fn create_bucket(&self, name: &str) -> anyhow::Result<()> {
         self.client()
@@ -339,6 +371,31 @@ impl<'a> S3Backend<'a> {
 }
 
 impl S3Backend<'_> {
+    /// Deletes every object whose key starts with `prefix` (relative to the bucket), as
+    /// an operator or a lifecycle rule would.
+    pub fn delete_under(&self, prefix: &str) {
+        use kando::storage::Storage;
+        self.rt.block_on(async {
+            let storage =
+                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
+                    .await
+                    .unwrap();
+            for m in storage.list(prefix).await.unwrap() {
+                storage.delete(&m.key).await.unwrap();
+            }
+        })
+    }
+
+    /// The server this bucket is on.
+    pub fn server(&self) -> &S3Server {
+        self.server
+    }
+
+    /// Runs `f` on this backend's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     /// The bucket.
     pub fn bucket(&self) -> &str {
         &self.bucket
@@ -388,6 +445,16 @@ impl S3Backend<'_> {
         } else {
             format!("{}/kando-repo/", self.prefix)
         }
+    }
+}
+
+impl S3Backend<'_> {
+    /// The profile with other keys (a keyPair credential).
+    pub fn profile_with_keys(&self, access: &str, secret: &str) -> String {
+        format!(
+            r#"{{"Location":{{"type":"s3Compliant","bucket":"{}","endpoint":"{}","prefix":"{}","region":"{}"}},"Credential":{{"Type":"keyPair","KeyPair":{{"ID":"{access}","Secret":"{secret}"}}}},"SkipSSLVerify":false}}"#,
+            self.bucket, self.server.endpoint, self.prefix, self.server.region
+        )
     }
 }
 

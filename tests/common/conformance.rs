@@ -1,9 +1,10 @@
-//! The storage conformance suite: one set of checks every backend must pass. Unit tests
-//! run it on the local and memory backends; `tests/s3.rs` runs it on real S3 servers.
+//! The storage conformance suite: one set of checks every backend must pass.
+//! `tests/storage_conformance.rs` runs it on the local and memory backends,
+//! `tests/s3_conformance.rs` on real S3 servers. Test-only: not in the shipped binary.
 
 use bytes::Bytes;
 
-use super::Storage;
+use kando::storage::Storage;
 
 /// Number of keys for the listing test: more than one S3 `ListObjectsV2` page (1000).
 pub const LIST_KEYS: usize = 1100;
