@@ -389,6 +389,8 @@ fn out_of_range_numbers_fail_cleanly() {
         (push(&["--lock-wait", huge]), vec![]),
         (push(&["--lock-wait", "31536001"]), vec![]),
         (push(&[]), vec![("KANDO_LOCK_STALE_AFTER", huge)]),
+        (push(&[]), vec![("KANDO_GC_GRACE", huge)]),
+        (push(&["--gc-grace", "31536001"]), vec![]),
         (push(&["--lock-stale-after", huge]), vec![]),
         (push(&[]), vec![("KANDO_PROGRESS_INTERVAL", "nan")]),
         (push(&[]), vec![("KANDO_PROGRESS_INTERVAL", "inf")]),

@@ -222,7 +222,12 @@ pub struct LocationArgs {
     pub lock_stale_after: u64,
     /// Seconds between condemning unused data and deleting it (default one hour: a pull
     /// that began before the delete can still finish reading).
-    #[arg(long = "gc-grace", default_value_t = 3600, env = "KANDO_GC_GRACE")]
+    #[arg(
+        long = "gc-grace",
+        default_value_t = 3600,
+        env = "KANDO_GC_GRACE",
+        value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_SECS)
+    )]
     pub gc_grace: u64,
     /// Longest wait, in seconds, for a lock held by garbage collection (or, for
     /// `repo gc`, for pushes and pulls to finish).
