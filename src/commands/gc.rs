@@ -392,7 +392,7 @@ async fn condemn(repo: &Repository, opts: &GcOptions, report: &mut GcReport) -> 
                     .await
                     .with_context(|| format!("cannot read pack {key}"))?;
                 if Id::of(&bytes) != *pack {
-                    bail!("gc stopped: pack {key} is corrupt (its content does not match its name); run `kando repo repair`");
+                    bail!("gc stopped: pack {key} is corrupt (its content does not match its name); nothing was deleted (run `kando repo repair`)");
                 }
                 for e in &here {
                     let stored = bytes

@@ -261,38 +261,53 @@ impl Repository {
         mut skipped: Option<&mut Vec<String>>,
         mut f: impl FnMut(String, IndexSegment),
     ) -> Result<()> {
-        let listed = self
-            .storage
-            .list("index/")
-            .await
-            .context("cannot list index segments")?;
-        let mut segments = stream::iter(listed)
-            .map(|meta| async move {
-                let loaded = self.load_segment(&meta.key).await;
-                (meta.key, loaded)
-            })
-            .buffer_unordered(METADATA_READS);
-        while let Some((key, loaded)) = segments.next().await {
-            match loaded {
-                Ok(seg) => f(key, seg),
-                Err(e) if e.is_not_found() => {} // merged away by gc meanwhile
-                Err(e) if skipped.is_some() => {
-                    tracing::warn!(
-                        "skipping index segment {key}: {:#} (`kando repo repair` rebuilds the index)",
-                        e.0
-                    );
-                    if let Some(s) = skipped.as_deref_mut() {
-                        s.push(format!("{key}: {:#}", e.0));
+        // gc writes a merged segment before deleting the ones it merged: a segment that
+        // vanished between listing and reading is in a newer one, so list again and read
+        // what is new, until a pass finds nothing missing.
+        let mut seen: HashSet<String> = HashSet::new();
+        for _ in 0..16 {
+            let listed: Vec<String> = self
+                .storage
+                .list("index/")
+                .await
+                .context("cannot list index segments")?
+                .into_iter()
+                .map(|m| m.key)
+                .filter(|k| !seen.contains(k))
+                .collect();
+            seen.extend(listed.iter().cloned());
+            let mut vanished = false;
+            let mut segments = stream::iter(listed)
+                .map(|key| async move {
+                    let loaded = self.load_segment(&key).await;
+                    (key, loaded)
+                })
+                .buffer_unordered(METADATA_READS);
+            while let Some((key, loaded)) = segments.next().await {
+                match loaded {
+                    Ok(seg) => f(key, seg),
+                    Err(e) if e.is_not_found() => vanished = true,
+                    Err(e) if skipped.is_some() => {
+                        tracing::warn!(
+                            "skipping index segment {key}: {:#} (`kando repo repair` rebuilds the index)",
+                            e.0
+                        );
+                        if let Some(s) = skipped.as_deref_mut() {
+                            s.push(format!("{key}: {:#}", e.0));
+                        }
+                    }
+                    Err(e) => {
+                        return Err(e.0.context(format!(
+                            "index segment {key} is unreadable; run `kando repo repair`"
+                        )))
                     }
                 }
-                Err(e) => {
-                    return Err(e.0.context(format!(
-                        "index segment {key} is unreadable; run `kando repo repair`"
-                    )))
-                }
+            }
+            if !vanished {
+                return Ok(());
             }
         }
-        Ok(())
+        bail!("the index kept changing while it was read (garbage collection running?); try again")
     }
 
     async fn load_segment(&self, key: &str) -> Result<IndexSegment, SegmentError> {

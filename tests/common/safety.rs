@@ -272,6 +272,8 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
         .unwrap_or(rounds);
     let p = b.profile();
     let base = mixed_data(30, 6 << 20, 1 << 20);
+    // The repository exists before the first round's gc runs.
+    ok(&kando(&["repo", "init", "--profile", &p], b""));
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
