@@ -5,8 +5,9 @@
 #   bench/protocol.sh BEFORE_BIN AFTER_BIN [RUNS] [SIZE_MB]
 #
 # Per run and binary, on a fresh local repository: push day1 (new data), push day2
-# (mostly known), push day1 again (all known), pull day2, delete day1 (gc: condemn, and
-# with --gc-grace 0 also finalize and delete), gc with nothing to do. Data: the synthetic
+# (mostly known), push day1 again (all known), pull day2, delete day1 (gc finds little to
+# free: the others share it), gc with nothing to do, delete everything (gc frees it all;
+# --gc-grace 0, so condemning and deleting happen in the same run). Data: the synthetic
 # dump pair of bench/gen_synthetic.py (cached under $KANDO_BENCH_DIR, default
 # /tmp/kando-bench). Prints a Markdown table of medians (seconds).
 set -euo pipefail
@@ -35,19 +36,20 @@ for r in $(seq "$RUNS"); do
     OUT=$WORK/$which.times
     repo=$WORK/repo-$which; rm -rf "$repo"; mkdir -p "$repo"
     P="{\"Location\":{\"type\":\"local\",\"path\":\"$repo\"}}"
-    step "push-new" "$bin" location push --profile "$P" --path d1 "$D1"
-    step "push-day2" "$bin" location push --profile "$P" --path d2 "$D2"
-    step "push-known" "$bin" location push --profile "$P" --path d1b "$D1"
-    step "pull" "$bin" location pull --profile "$P" --path d2 -
-    step "delete+gc" "$bin" location delete --profile "$P" --path d1
+    step "push-new" "$bin" location push --profile "$P" --path a/d1 "$D1"
+    step "push-day2" "$bin" location push --profile "$P" --path a/d2 "$D2"
+    step "push-known" "$bin" location push --profile "$P" --path a/d1b "$D1"
+    step "pull" "$bin" location pull --profile "$P" --path a/d2 -
+    step "delete+gc" "$bin" location delete --profile "$P" --path a/d1
     step "gc-idle" "$bin" repo gc --profile "$P"
+    step "delete-all+gc" "$bin" location delete --profile "$P" --path a
     rm -rf "$repo"
   done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "| step | before (s) | after (s) | change |"
 echo "|---|---|---|---|"
-for label in push-new push-day2 push-known pull delete+gc gc-idle; do
+for label in push-new push-day2 push-known pull delete+gc gc-idle delete-all+gc; do
   b=$(grep "^$label " "$WORK/before.times" | cut -d' ' -f2 | median)
   a=$(grep "^$label " "$WORK/after.times" | cut -d' ' -f2 | median)
   printf '| %s | %.3f | %.3f | %+.1f %% |\n' "$label" "$b" "$a" "$(echo "($a - $b) * 100 / $b" | bc -l)"

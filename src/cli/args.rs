@@ -36,12 +36,28 @@ fn non_blank_command(s: &str) -> Result<String, String> {
     }
 }
 
+/// `-v`: the levels upstream's logrus accepts (any case); anything else is an error there.
+fn log_level(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 8] = [
+        "panic", "fatal", "error", "warn", "warning", "info", "debug", "trace",
+    ];
+    let lower = s.to_ascii_lowercase();
+    if LEVELS.contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "not a valid log level: {s:?} (one of {})",
+            LEVELS.join(", ")
+        ))
+    }
+}
+
 /// kando: move database dumps to and from object storage, deduplicated and verified.
 #[derive(Debug, Parser)]
 #[command(name = "kando", disable_version_flag = true, about, long_about = None)]
 pub struct Cli {
-    /// Log level: debug, info, warn or error.
-    #[arg(short = 'v', long = "verbosity", global = true, default_value = "warn")]
+    /// Log level: panic, fatal, error, warn (warning), info, debug or trace.
+    #[arg(short = 'v', long = "verbosity", global = true, default_value = "warn", value_parser = log_level)]
     pub verbosity: String,
 
     /// No progress lines or bar (errors and the final summary still go to stderr).
@@ -72,9 +88,13 @@ pub struct Cli {
 pub enum Command {
     /// Push, pull and delete data at a profile's location.
     Location {
-        /// The location command.
+        /// Location flags, accepted before or after the subcommand (cobra's persistent
+        /// flags: `kando location -p P -s X push -`).
+        #[command(flatten)]
+        location: LocationArgs,
+        /// The location command (none: print help).
         #[command(subcommand)]
-        command: LocationCommand,
+        command: Option<LocationCommand>,
     },
     /// Print a Kanister output artifact: `###Phase-output###: {"key":…,"value":…}`.
     Output {
@@ -106,9 +126,6 @@ pub enum LocationCommand {
         /// only if it exits 0 (a failed dump is never recorded as a backup).
         #[arg(long = "from-command", value_parser = non_blank_command)]
         from_command: Option<String>,
-        /// Common location flags.
-        #[command(flatten)]
-        location: LocationArgs,
         /// Output artifact key for the snapshot JSON.
         #[arg(short = 'o', long = "output-name", default_value = "kandoOutput")]
         output_name: String,
@@ -120,9 +137,6 @@ pub enum LocationCommand {
     Pull {
         /// `-` for standard output, else a file path.
         target: String,
-        /// Common location flags.
-        #[command(flatten)]
-        location: LocationArgs,
         /// The snapshot: the JSON push emitted, or its id. Default: newest at --path.
         #[arg(short = 'k', long = "kopia-snapshot")]
         kopia_snapshot: Option<String>,
@@ -137,9 +151,6 @@ pub enum LocationCommand {
         /// Ignored, as upstream ignores them.
         #[arg(hide = true)]
         extra: Vec<String>,
-        /// Common location flags.
-        #[command(flatten)]
-        location: LocationArgs,
         /// The snapshot: the JSON push emitted, or its id.
         #[arg(short = 'k', long = "kopia-snapshot")]
         kopia_snapshot: Option<String>,
@@ -186,11 +197,25 @@ pub enum RepoCommand {
         #[command(flatten)]
         location: LocationArgs,
     },
-    /// One line per snapshot: id, time, path, logical and stored size.
+    /// One line per snapshot: id, time, path, logical and stored size. With --legacy:
+    /// the plain objects outside the repository (written by upstream kando), key and size.
     List {
         /// Common location flags.
         #[command(flatten)]
         location: LocationArgs,
+        /// List plain objects (upstream kando's format) instead of snapshots.
+        #[arg(long)]
+        legacy: bool,
+    },
+    /// Store the plain object upstream kando wrote at --path as a snapshot (deduplicated
+    /// from then on); the object itself stays unless --remove-plain.
+    Import {
+        /// Common location flags.
+        #[command(flatten)]
+        location: LocationArgs,
+        /// Remove the plain object once the snapshot is committed and verified.
+        #[arg(long = "remove-plain")]
+        remove_plain: bool,
     },
 }
 
@@ -198,13 +223,14 @@ pub enum RepoCommand {
 #[derive(Debug, Args)]
 pub struct LocationArgs {
     /// The Kanister profile, as JSON (`{{ toJson .Profile }}`).
-    #[arg(short = 'p', long = "profile", default_value = "")]
+    #[arg(short = 'p', long = "profile", default_value = "", global = true)]
     pub profile: String,
     /// Path of the data inside the location.
-    #[arg(short = 's', long = "path", default_value = "")]
+    #[arg(short = 's', long = "path", default_value = "", global = true)]
     pub path: String,
     /// Name of the repository directory under the location's prefix.
     #[arg(
+        global = true,
         long = "repo-dir",
         default_value = "kando-repo",
         env = "KANDO_REPO_DIR"
@@ -214,6 +240,7 @@ pub struct LocationArgs {
     /// back garbage collection (0: none does). Decides only when space is reclaimed:
     /// a push that comes back later is checked at commit, never trusted.
     #[arg(
+        global = true,
         long = "lock-stale-after",
         default_value_t = 300,
         env = "KANDO_LOCK_STALE_AFTER",
@@ -223,6 +250,7 @@ pub struct LocationArgs {
     /// Seconds between condemning unused data and deleting it (default one hour: a pull
     /// that began before the delete can still finish reading).
     #[arg(
+        global = true,
         long = "gc-grace",
         default_value_t = 3600,
         env = "KANDO_GC_GRACE",
@@ -232,6 +260,7 @@ pub struct LocationArgs {
     /// Longest wait, in seconds, for a lock held by garbage collection (or, for
     /// `repo gc`, for pushes and pulls to finish).
     #[arg(
+        global = true,
         long = "lock-wait",
         default_value_t = 600,
         env = "KANDO_LOCK_WAIT",
@@ -241,15 +270,30 @@ pub struct LocationArgs {
     /// File holding the password of an encrypted repository (e.g. a mounted Kubernetes
     /// secret; one trailing newline is ignored). Or set KANDO_PASSWORD. A repository first
     /// created with a password is encrypted, and always needs it.
-    #[arg(long = "password-file", env = "KANDO_PASSWORD_FILE")]
+    #[arg(global = true, long = "password-file", env = "KANDO_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
     /// S3 server-side encryption of every object written: `AES256` (SSE-S3) or `aws:kms`
     /// (SSE-KMS). S3 locations only.
-    #[arg(long = "sse", env = "KANDO_SSE", value_parser = ["AES256", "aws:kms"])]
+    #[arg(global = true, long = "sse", env = "KANDO_SSE", value_parser = ["AES256", "aws:kms"])]
     pub sse: Option<String>,
     /// KMS key id or ARN for SSE-KMS (implies `--sse aws:kms`; default: the bucket's key).
-    #[arg(long = "sse-kms-key-id", env = "KANDO_SSE_KMS_KEY_ID")]
+    #[arg(global = true, long = "sse-kms-key-id", env = "KANDO_SSE_KMS_KEY_ID")]
     pub sse_kms_key_id: Option<String>,
+}
+
+/// zstd level of chunk data unless --compression-level says otherwise.
+const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+impl PushTuning {
+    /// The defaults, for pushes that take no tuning flags (`repo import`).
+    pub fn measured_defaults() -> Self {
+        PushTuning {
+            jobs: None,
+            uploads: None,
+            pack_size_mib: crate::repo::DEFAULT_PACK_SIZE >> 20,
+            compression_level: DEFAULT_ZSTD_LEVEL,
+        }
+    }
 }
 
 /// Push pipeline tuning; defaults are measured (BENCHMARKS.md).
@@ -265,12 +309,12 @@ pub struct PushTuning {
     /// Pack size in MiB, 1 to 512.
     #[arg(
         long = "pack-size-mib",
-        default_value_t = 8,
+        default_value_t = crate::repo::DEFAULT_PACK_SIZE >> 20,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=512)
     )]
     pub pack_size_mib: usize,
     /// zstd compression level (1-19).
-    #[arg(long = "compression-level", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    #[arg(long = "compression-level", default_value_t = DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub compression_level: i32,
 }
 

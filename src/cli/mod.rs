@@ -2,12 +2,17 @@
 //! compatibility layer to the commands. Exit status is 0 or 69, as upstream's.
 
 mod args;
+mod location_cmds;
 mod open;
 mod password;
 mod progress;
+mod repo_cmds;
 mod run;
 mod s3;
 mod signals;
+mod stdio;
+mod summary;
+mod target;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,10 +75,12 @@ pub fn main() -> i32 {
     // Before any other thread starts (see signals.rs).
     match &cli.command {
         Some(Command::Location {
-            command: LocationCommand::Push { .. },
+            command: Some(LocationCommand::Push { .. }),
+            ..
         }) => signals::install(signals::Operation::Push),
         Some(Command::Location {
-            command: LocationCommand::Pull { .. },
+            command: Some(LocationCommand::Pull { .. }),
+            ..
         }) => signals::install(signals::Operation::Pull),
         _ => {}
     }

@@ -25,14 +25,34 @@ pub fn repository_root(prefix: &str, repo_dir: &str) -> Result<String> {
     })
 }
 
-/// Opens the backend the profile names; `sse` applies to S3 only.
+/// Opens the repository's storage: the backend the profile names, rooted at
+/// `<prefix>/<repo_dir>`; `sse` applies to S3 only.
 pub async fn open_storage(
     profile: &Profile,
     repo_dir: &str,
     sse: Option<ServerSideEncryption>,
 ) -> Result<DynStorage> {
+    let root = repository_root(&profile.location.prefix, repo_dir)?;
+    open_at(profile, &root, sse).await
+}
+
+/// Opens the location itself, rooted at the profile's prefix: where upstream kando put
+/// its plain objects (`join(prefix, path)`).
+pub async fn open_location(
+    profile: &Profile,
+    sse: Option<ServerSideEncryption>,
+) -> Result<DynStorage> {
+    let prefix = normalize_path(&profile.location.prefix)
+        .map_err(|e| anyhow::anyhow!("Location.prefix: {e}"))?;
+    open_at(profile, &prefix, sse).await
+}
+
+async fn open_at(
+    profile: &Profile,
+    root: &str,
+    sse: Option<ServerSideEncryption>,
+) -> Result<DynStorage> {
     let loc = &profile.location;
-    let root = repository_root(&loc.prefix, repo_dir)?;
     if sse.is_some() && loc.kind != LocationType::S3Compliant {
         bail!(
             "--sse / --sse-kms-key-id (or KANDO_SSE*) apply to s3Compliant locations, not {}",
@@ -46,7 +66,7 @@ pub async fn open_storage(
             }
             Ok(Arc::new(LocalStorage::new(Path::new(&loc.path).join(root))))
         }
-        LocationType::S3Compliant => crate::cli::s3::open(profile, &root, sse).await,
+        LocationType::S3Compliant => crate::cli::s3::open(profile, root, sse).await,
         LocationType::Gcs | LocationType::Azure | LocationType::Kopia => bail!(
             "Location type {} is recognised but not supported by this kando yet; use s3Compliant or local",
             loc.kind.as_str()

@@ -35,8 +35,8 @@ fn line(label: &str, s: Sample, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-3);
     let mut out = format!(
         "{label}: {} ({}/s)",
-        super::run::human_bytes(s.bytes),
-        super::run::human_bytes((s.bytes as f64 / secs) as u64)
+        super::summary::human_bytes(s.bytes),
+        super::summary::human_bytes((s.bytes as f64 / secs) as u64)
     );
     if let Some(new) = s.new_bytes {
         let dedup = if s.bytes == 0 {
@@ -46,7 +46,7 @@ fn line(label: &str, s: Sample, elapsed: Duration) -> String {
         };
         out.push_str(&format!(
             ", {} new, {dedup:.1}% deduplicated",
-            super::run::human_bytes(new)
+            super::summary::human_bytes(new)
         ));
     }
     out

@@ -25,13 +25,3 @@ pub async fn list(repo: &Repository, path: &str) -> Result<Vec<Listed>> {
         .map(|(r, manifest)| Listed { id: r.id, manifest })
         .collect())
 }
-
-/// Newest snapshot pushed to exactly `path` (not below it).
-pub async fn newest_at(repo: &Repository, path: &str) -> Result<Option<String>> {
-    let refs = repo.list_refs(path).await?;
-    Ok(refs
-        .into_iter()
-        .rev()
-        .find(|r| r.path == path)
-        .map(|r| r.id))
-}

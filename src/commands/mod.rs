@@ -8,6 +8,7 @@ pub mod list;
 pub mod pull;
 pub mod push;
 pub mod repair;
+pub mod select;
 pub mod verify;
 
 /// Push's and pull's byte budgets count semaphore permits in KiB (a permit count is a

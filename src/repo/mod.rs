@@ -79,6 +79,11 @@ impl SegmentError {
     }
 }
 
+/// Opening a repository that does not exist (callers may treat it as "nothing there").
+#[derive(Debug, thiserror::Error)]
+#[error("there is no kando repository at {0} (nothing was ever pushed there)")]
+pub struct NoRepository(pub String);
+
 /// Why an encrypted (or plain) repository could not be opened with the password given.
 /// The CLI adds how to give one; this layer knows nothing of flags.
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +113,7 @@ impl Repository {
     pub async fn open(storage: DynStorage, password: Option<&Password>) -> Result<Repository> {
         match storage.get(CONFIG_KEY).await {
             Ok(bytes) => Self::from_config_bytes(storage, &bytes, password),
-            Err(e) if e.is_not_found() => bail!(
-                "there is no kando repository at {} (nothing was ever pushed there)",
-                storage.describe()
-            ),
+            Err(e) if e.is_not_found() => Err(NoRepository(storage.describe()).into()),
             Err(e) => Err(e).context("cannot read the repository config"),
         }
     }

@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod faults;
 pub mod gc_scenarios;
+pub mod migration;
 pub mod s3;
 pub mod safety;
 pub mod scenarios;
