@@ -45,6 +45,10 @@ fn suite(kind: &str) {
     let b = fresh(false);
     let packs = format!("{}packs/", b.repo_root());
     safety::lost_pack_heals(&b, &|| b.delete_under(&packs));
+    migration_on(&fresh(false));
+    if kind == "moto" {
+        irsa_secret_falls_back_to_web_identity(&fresh(false));
+    }
     if kind == "rgw" {
         safety::chaos(&fresh(false), 4);
         let b = fresh(false);
@@ -159,4 +163,70 @@ fn s3_errors_through_the_binary() {
         before,
         "a failed command wrote to the bucket"
     );
+}
+
+/// Upstream's plain objects, written by a plain S3 client at the exact keys upstream kando
+/// uses (`join(prefix, path)`).
+fn migration_on(b: &S3Backend) {
+    use common::migration::{self as m, PlainClient};
+    let prefix = b.repo_root().trim_end_matches("kando-repo/").to_string();
+    let client = b.server().client();
+    let put = |key: &str, data: &[u8]| {
+        b.block_on(
+            client
+                .put_object()
+                .bucket(b.bucket())
+                .key(format!("{prefix}{key}"))
+                .body(data.to_vec().into())
+                .send(),
+        )
+        .unwrap();
+    };
+    let keys = || {
+        b.object_keys()
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    };
+    m::upstream_objects_restore_and_delete(b, &PlainClient { put: &put, keys: &keys });
+    m::cockroach_backup_is_deleted(b, &PlainClient { put: &put, keys: &keys });
+}
+
+/// A `secret` credential with empty data (IRSA) uses the SDK's default chain: here the
+/// web-identity exchange with moto's STS (the pod's token file and role), and nothing
+/// else (no keys in the environment, no instance metadata).
+fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
+    let p = b.profile_with_credential(
+        r#"{"Type":"secret","Secret":{"apiVersion":"v1","kind":"Secret","type":"secrets.kanister.io/aws","data":{}}}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln").unwrap();
+    let run = |sts: &str, args: &[&str], stdin: &[u8]| {
+        let mut cmd = common::kando_command();
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+            .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/kanister")
+            .env("AWS_ROLE_SESSION_NAME", "kando-test")
+            .env("AWS_ENDPOINT_URL_STS", sts)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("AWS_REGION", &b.server().region)
+            .env("KANDO_S3_REQUEST_TIMEOUT", "5")
+            .args(args);
+        common::run_feeding(&mut cmd, stdin)
+    };
+    let data = common::random_bytes(95, 1 << 20);
+    let sts = b.server().endpoint.clone();
+    common::ok(&run(&sts, &["location", "push", "--profile", &p, "--path", "irsa", "-"], &data));
+    let out = run(&sts, &["location", "pull", "--profile", &p, "--path", "irsa", "-"], b"");
+    common::ok(&out);
+    assert!(out.stdout == data);
+    // With the STS endpoint unreachable there are no credentials: proof the exchange above
+    // was what authenticated.
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    common::fails_69(&run(&dead, &["location", "pull", "--profile", &p, "--path", "irsa", "-"], b""));
 }

@@ -220,8 +220,11 @@ fn parse_aws_secret(s: &Map<String, Value>) -> Result<Credential> {
     if ty != "secrets.kanister.io/aws" {
         bail!("profile: Secret type {ty:?} is not supported (expected secrets.kanister.io/aws)");
     }
-    let data =
-        get_obj(s, "data", "Secret.data")?.ok_or_else(|| anyhow!("profile: Secret has no data"))?;
+    // No data at all: the pod's own identity (IRSA's web-identity token, an instance
+    // role), as upstream falls back to the SDK's default chain.
+    let Some(data) = get_obj(s, "data", "Secret.data")?.filter(|d| !d.is_empty()) else {
+        return Ok(Credential::None);
+    };
     let (mut id, mut secret, mut role) = (None, None, None);
     for (k, v) in data {
         let b64 = v
@@ -250,6 +253,17 @@ fn parse_aws_secret(s: &Map<String, Value>) -> Result<Credential> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_without_data_means_the_default_chain() {
+        for data in [r#""data":{}"#, r#""stringData":{}"#] {
+            let json = format!(
+                r#"{{"Location":{{"type":"s3Compliant","bucket":"b"}},"Credential":{{"Type":"secret","Secret":{{"type":"secrets.kanister.io/aws",{data}}}}}}}"#
+            );
+            let p = Profile::parse(&json).unwrap();
+            assert!(matches!(p.credential, Credential::None), "{data}");
+        }
+    }
 
     #[test]
     fn parses_a_rendered_kanister_profile() {

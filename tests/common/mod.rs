@@ -335,3 +335,12 @@ pub fn pull_digest(args: &[&str]) -> (Output, u64, blake3::Hash) {
     let out = child.wait_with_output().unwrap();
     (out, n, h.finalize())
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on (just released by the OS).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -451,8 +451,15 @@ impl S3Backend<'_> {
 impl S3Backend<'_> {
     /// The profile with other keys (a keyPair credential).
     pub fn profile_with_keys(&self, access: &str, secret: &str) -> String {
+        self.profile_with_credential(&format!(
+            r#"{{"Type":"keyPair","KeyPair":{{"ID":"{access}","Secret":"{secret}"}}}}"#
+        ))
+    }
+
+    /// The profile with `credential` (JSON) as its Credential.
+    pub fn profile_with_credential(&self, credential: &str) -> String {
         format!(
-            r#"{{"Location":{{"type":"s3Compliant","bucket":"{}","endpoint":"{}","prefix":"{}","region":"{}"}},"Credential":{{"Type":"keyPair","KeyPair":{{"ID":"{access}","Secret":"{secret}"}}}},"SkipSSLVerify":false}}"#,
+            r#"{{"Location":{{"type":"s3Compliant","bucket":"{}","endpoint":"{}","prefix":"{}","region":"{}"}},"Credential":{credential},"SkipSSLVerify":false}}"#,
             self.bucket, self.server.endpoint, self.prefix, self.server.region
         )
     }
