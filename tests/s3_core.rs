@@ -188,8 +188,20 @@ fn migration_on(b: &S3Backend) {
             .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
             .collect()
     };
-    m::upstream_objects_restore_and_delete(b, &PlainClient { put: &put, keys: &keys });
-    m::cockroach_backup_is_deleted(b, &PlainClient { put: &put, keys: &keys });
+    m::upstream_objects_restore_and_delete(
+        b,
+        &PlainClient {
+            put: &put,
+            keys: &keys,
+        },
+    );
+    m::cockroach_backup_is_deleted(
+        b,
+        &PlainClient {
+            put: &put,
+            keys: &keys,
+        },
+    );
 }
 
 /// A `secret` credential with empty data (IRSA) uses the SDK's default chain: here the
@@ -204,7 +216,12 @@ fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
     std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln").unwrap();
     let run = |sts: &str, args: &[&str], stdin: &[u8]| {
         let mut cmd = common::kando_command();
-        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
@@ -221,12 +238,24 @@ fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
     };
     let data = common::random_bytes(95, 1 << 20);
     let sts = b.server().endpoint.clone();
-    common::ok(&run(&sts, &["location", "push", "--profile", &p, "--path", "irsa", "-"], &data));
-    let out = run(&sts, &["location", "pull", "--profile", &p, "--path", "irsa", "-"], b"");
+    common::ok(&run(
+        &sts,
+        &["location", "push", "--profile", &p, "--path", "irsa", "-"],
+        &data,
+    ));
+    let out = run(
+        &sts,
+        &["location", "pull", "--profile", &p, "--path", "irsa", "-"],
+        b"",
+    );
     common::ok(&out);
     assert!(out.stdout == data);
     // With the STS endpoint unreachable there are no credentials: proof the exchange above
     // was what authenticated.
     let dead = format!("http://127.0.0.1:{}", common::free_port());
-    common::fails_69(&run(&dead, &["location", "pull", "--profile", &p, "--path", "irsa", "-"], b""));
+    common::fails_69(&run(
+        &dead,
+        &["location", "pull", "--profile", &p, "--path", "irsa", "-"],
+        b"",
+    ));
 }

@@ -242,7 +242,7 @@ pub struct LocationArgs {
     #[arg(
         global = true,
         long = "lock-stale-after",
-        default_value_t = 300,
+        default_value_t = crate::repo::session::DEFAULT_STALE_AFTER.as_secs(),
         env = "KANDO_LOCK_STALE_AFTER",
         value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_SECS)
     )]
@@ -252,13 +252,13 @@ pub struct LocationArgs {
     #[arg(
         global = true,
         long = "gc-grace",
-        default_value_t = 3600,
+        default_value_t = crate::commands::gc::DEFAULT_GRACE.as_secs(),
         env = "KANDO_GC_GRACE",
         value_parser = clap::value_parser!(u64).range(0..=MAX_LOCK_SECS)
     )]
     pub gc_grace: u64,
-    /// Longest wait, in seconds, for a lock held by garbage collection (or, for
-    /// `repo gc`, for pushes and pulls to finish).
+    /// Accepted for compatibility with earlier versions of ours: nothing waits on a lock
+    /// any more (garbage collection defers to running pushes instead).
     #[arg(
         global = true,
         long = "lock-wait",

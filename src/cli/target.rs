@@ -35,7 +35,7 @@ pub(super) struct Target {
 impl Target {
     pub fn new(args: &LocationArgs) -> Result<Target> {
         let profile = Profile::parse(&args.profile)?;
-        let path = normalize_path(&args.path).map_err(|e| anyhow!(e))?;
+        let path = normalize_path(&args.path).map_err(|e| anyhow!("--path: {e}"))?;
         let password = password::read(args.password_file.as_deref())?;
         let sse = server_side_encryption(args.sse.as_deref(), args.sse_kms_key_id.as_deref())?;
         let rt = tokio::runtime::Builder::new_multi_thread()

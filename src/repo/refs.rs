@@ -20,7 +20,7 @@ use super::manifest::is_snapshot_id;
 /// Start of the last key component of every ref.
 const REF_LEAF: &str = "!s.";
 
-/// Longest accepted `--path`, in bytes.
+/// Longest accepted path, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
 
 /// Longest key component (file name) every backend stores: 255 bytes (Linux file systems).
@@ -28,24 +28,24 @@ pub const MAX_KEY_COMPONENT: usize = 255;
 /// Longest object key S3 accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
 
-/// Cleans a `--path` the way Go's `path.Join` does for upstream kando (no empty or `.`
+/// Cleans a path (`--path`, a profile's prefix, `--repo-dir`) the way Go's `path.Join` does for upstream kando (no empty or `.`
 /// components, no leading or trailing `/`), and rejects what could escape or confuse:
 /// `..`, NUL and control characters, over-long paths.
 pub fn normalize_path(path: &str) -> Result<String, String> {
     if path.len() > MAX_PATH_LEN {
         return Err(format!(
-            "--path is {} bytes long; the limit is {MAX_PATH_LEN}",
+            "it is {} bytes long; the limit is {MAX_PATH_LEN}",
             path.len()
         ));
     }
     if path.chars().any(|c| c.is_control()) {
-        return Err("--path contains a control character (NUL, newline…)".to_string());
+        return Err("it contains a control character (NUL, newline…)".to_string());
     }
     let mut parts = Vec::new();
     for c in path.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(format!("--path {path:?} contains '..'; give a plain path")),
+            ".." => return Err(format!("{path:?} contains '..'; give a plain path")),
             c => parts.push(c),
         }
     }
