@@ -341,140 +341,111 @@ fn scenario(
     run.report();
 }
 
-/// 500 InternalError and 503 SlowDown at 5 % each, on every request.
-#[test]
-fn errors_500_503_on_s3s_fs() {
-    let Some(server) = start_selected("s3s-fs") else {
+/// One fault scenario: which server, what the proxy injects, what must be seen.
+struct Case {
+    server: &'static str,
+    label: &'static str,
+    flags: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    modes: &'static [&'static str],
+    rounds: (u64, u64),
+    own_mib: usize,
+}
+
+fn run_case(c: &Case) {
+    let Some(server) = start_selected(c.server) else {
         return;
     };
     scenario(
-        &server,
-        "500/503 at 10%",
-        &["--seed", "11", "--rate", "500=0.05", "--rate", "503=0.05"],
-        &[],
-        &["500", "503"],
-        (2, 4),
-        18,
+        &server, c.label, c.flags, c.env, c.modes, c.rounds, c.own_mib,
     );
 }
 
-/// Connection resets at 5 %: before the server saw the request, or after it did the work
-/// and part of the answer was sent.
-#[test]
-fn connection_resets_on_s3s_fs() {
-    let Some(server) = start_selected("s3s-fs") else {
-        return;
+/// One test per case, so each runs (and fails) on its own.
+macro_rules! fault_cases {
+    ($($(#[doc = $doc:expr])* $name:ident: $case:expr;)*) => {
+        $(
+            $(#[doc = $doc])*
+            #[test]
+            fn $name() {
+                run_case(&$case);
+            }
+        )*
     };
-    scenario(
-        &server,
-        "reset at 5%",
-        &["--seed", "12", "--rate", "reset=0.05"],
-        &[],
-        &["reset"],
-        (2, 4),
-        18,
-    );
 }
 
-/// GET bodies (objects and listings) cut short at 10 %, with the real Content-Length.
-#[test]
-fn truncated_bodies_on_s3s_fs() {
-    let Some(server) = start_selected("s3s-fs") else {
-        return;
-    };
-    scenario(
-        &server,
-        "truncated GET bodies at 10%",
-        &["--seed", "13", "--rate", "truncate=0.1@GET,LIST"],
-        &[],
-        &["truncate"],
-        (2, 4),
-        18,
-    );
-}
+const TIMEOUT_ENV: &[(&str, &str)] = &[("KANDO_S3_REQUEST_TIMEOUT", SHORT_TIMEOUT)];
 
-/// Responses held for 30 s at 5 %, with kando's per-attempt timeout at 2 s.
-#[test]
-fn stalls_on_s3s_fs() {
-    let Some(server) = start_selected("s3s-fs") else {
-        return;
+fault_cases! {
+    /// 500 InternalError and 503 SlowDown at 5 % each, on every request.
+    errors_500_503_on_s3s_fs: Case {
+        server: "s3s-fs",
+        label: "500/503 at 10%",
+        flags: &["--seed", "11", "--rate", "500=0.05", "--rate", "503=0.05"],
+        env: &[],
+        modes: &["500", "503"],
+        rounds: (2, 4),
+        own_mib: 18,
     };
-    scenario(
-        &server,
-        "stall 30 s at 5% (timeout 2 s)",
-        &[
-            "--seed",
-            "14",
-            "--rate",
-            "stall=0.05",
-            "--stall-seconds",
-            "30",
+    /// Connection resets at 5 %: before the server saw the request, or after it did the
+    /// work and part of the answer was sent.
+    connection_resets_on_s3s_fs: Case {
+        server: "s3s-fs",
+        label: "reset at 5%",
+        flags: &["--seed", "12", "--rate", "reset=0.05"],
+        env: &[],
+        modes: &["reset"],
+        rounds: (2, 4),
+        own_mib: 18,
+    };
+    /// GET bodies (objects and listings) cut short at 10 %, with the real Content-Length.
+    truncated_bodies_on_s3s_fs: Case {
+        server: "s3s-fs",
+        label: "truncated GET bodies at 10%",
+        flags: &["--seed", "13", "--rate", "truncate=0.1@GET,LIST"],
+        env: &[],
+        modes: &["truncate"],
+        rounds: (2, 4),
+        own_mib: 18,
+    };
+    /// Responses held for 30 s at 5 %, with kando's per-attempt timeout at 2 s.
+    stalls_on_s3s_fs: Case {
+        server: "s3s-fs",
+        label: "stall 30 s at 5% (timeout 2 s)",
+        flags: &["--seed", "14", "--rate", "stall=0.05", "--stall-seconds", "30"],
+        env: TIMEOUT_ENV,
+        modes: &["stall"],
+        rounds: (2, 4),
+        own_mib: 18,
+    };
+    /// Every mode at once on moto (another HTTP stack: werkzeug).
+    mixed_faults_on_moto: Case {
+        server: "moto",
+        label: "mixed",
+        flags: &[
+            "--seed", "15", "--rate", "500=0.03", "--rate", "503=0.03", "--rate",
+            "reset=0.03", "--rate", "truncate=0.06@GET,LIST", "--rate", "stall=0.02",
+            "--stall-seconds", "30",
         ],
-        &[("KANDO_S3_REQUEST_TIMEOUT", SHORT_TIMEOUT)],
-        &["stall"],
-        (2, 4),
-        18,
-    );
-}
-
-/// Every mode at once on moto (another HTTP stack: werkzeug).
-#[test]
-fn mixed_faults_on_moto() {
-    let Some(server) = start_selected("moto") else {
-        return;
+        env: TIMEOUT_ENV,
+        modes: &["500", "503", "reset", "truncate"],
+        rounds: (2, 4),
+        own_mib: 12,
     };
-    scenario(
-        &server,
-        "mixed",
-        &[
-            "--seed",
-            "15",
-            "--rate",
-            "500=0.03",
-            "--rate",
-            "503=0.03",
-            "--rate",
-            "reset=0.03",
-            "--rate",
-            "truncate=0.06@GET,LIST",
-            "--rate",
-            "stall=0.02",
-            "--stall-seconds",
-            "30",
+    /// Half of all requests answered 500 or 503, and 5 % reset: kando's five attempts are
+    /// often not enough, so operations fail at random points. They must fail cleanly and
+    /// leave only whole snapshots.
+    heavy_errors_on_s3s_fs: Case {
+        server: "s3s-fs",
+        label: "500/503 at 50% + reset at 5%",
+        flags: &[
+            "--seed", "16", "--rate", "500=0.25", "--rate", "503=0.25", "--rate", "reset=0.05",
         ],
-        &[("KANDO_S3_REQUEST_TIMEOUT", SHORT_TIMEOUT)],
-        &["500", "503", "reset", "truncate"],
-        (2, 4),
-        12,
-    );
-}
-
-/// Half of all requests answered 500 or 503, and 5 % reset: kando's five attempts are
-/// often not enough, so operations fail at random points. They must fail cleanly and
-/// leave only whole snapshots.
-#[test]
-fn heavy_errors_on_s3s_fs() {
-    let Some(server) = start_selected("s3s-fs") else {
-        return;
+        env: &[],
+        modes: &["500", "503"],
+        rounds: (1, 1),
+        own_mib: 6,
     };
-    scenario(
-        &server,
-        "500/503 at 50% + reset at 5%",
-        &[
-            "--seed",
-            "16",
-            "--rate",
-            "500=0.25",
-            "--rate",
-            "503=0.25",
-            "--rate",
-            "reset=0.05",
-        ],
-        &[],
-        &["500", "503"],
-        (1, 1),
-        6,
-    );
 }
 
 /// Requests a clean push (or pull) makes in a fresh repository, counted through a
