@@ -128,24 +128,9 @@ impl Scan {
 async fn scan(repo: &Repository, opts: &GcOptions) -> Result<Scan> {
     let storage = repo.storage();
     let state = journal::read_latest(storage).await?;
-    let packs = repo.list_packs().await?;
-    let mut entries: HashMap<Id, Vec<PackEntry>> = HashMap::new();
-    let mut seen: HashSet<(Id, Id)> = HashSet::new();
-    let mut index = Index::default();
-    // A damaged segment stops gc: its packs would look unindexed, that is unused.
-    repo.for_each_index_segment(false, |_, seg| {
-        index.add_segment_ranked(&seg, |p| journal::read_rank(&state, &packs, p));
-        for (pack, es) in seg.packs {
-            if !packs.contains_key(&pack) {
-                continue;
-            }
-            let list = entries.entry(pack).or_default();
-            list.extend(es.into_iter().filter(|e| seen.insert((pack, e.id))));
-        }
-    })
-    .await
-    .context("gc stopped before deleting anything")?;
-
+    // What is live, then what exists: everything a live snapshot uses was written before
+    // it committed, so it is in the listings that follow. (A snapshot committed after
+    // `state` was read is not needed here: it makes our append conflict.)
     let refs = repo.list_refs("").await?;
     let mut live_snapshots = HashSet::new();
     let mut manifests: Vec<(String, Manifest)> = Vec::new();
@@ -178,6 +163,24 @@ async fn scan(repo: &Repository, opts: &GcOptions) -> Result<Scan> {
             None => committed_settled.push(c.clone()), // deleted since
         }
     }
+    let packs = repo.list_packs().await?;
+    let mut entries: HashMap<Id, Vec<PackEntry>> = HashMap::new();
+    let mut seen: HashSet<(Id, Id)> = HashSet::new();
+    let mut index = Index::default();
+    // A damaged segment stops gc: its packs would look unindexed, that is unused.
+    repo.for_each_index_segment(false, |_, seg| {
+        index.add_segment_ranked(&seg, |p| journal::read_rank(&state, &packs, p));
+        for (pack, es) in seg.packs {
+            if !packs.contains_key(&pack) {
+                continue;
+            }
+            let list = entries.entry(pack).or_default();
+            list.extend(es.into_iter().filter(|e| seen.insert((pack, e.id))));
+        }
+    })
+    .await
+    .context("gc stopped before deleting anything")?;
+
     let mut live = HashSet::new();
     for (id, m) in &manifests {
         collect_live(repo, &index, m, &mut live)
@@ -186,9 +189,16 @@ async fn scan(repo: &Repository, opts: &GcOptions) -> Result<Scan> {
                 format!("gc stopped before deleting anything: snapshot {id} is unreadable (run `kando repo repair`)")
             })?;
     }
+    // A live blob in a pack we did not list: either the pack came after the listing (a
+    // push that committed meanwhile; its commit makes our append conflict anyway) or it is
+    // gone, which is damage that must stop gc.
+    let mut checked = HashSet::new();
     for id in &live {
         if let Some(loc) = index.get(id) {
-            if !packs.contains_key(&loc.pack) {
+            if !packs.contains_key(&loc.pack)
+                && checked.insert(loc.pack)
+                && storage.head(&pack_key(&loc.pack)).await?.is_none()
+            {
                 bail!(
                     "gc stopped before deleting anything: pack {} holding live data is missing (run `kando repo repair` to see which snapshots it breaks)",
                     pack_key(&loc.pack)

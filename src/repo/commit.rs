@@ -17,7 +17,7 @@ use super::{journal, manifest_key, pack_key, Repository};
 pub enum CommitError {
     /// gc decided to delete something the snapshot uses (the push was paused or judged
     /// stale for longer than the grace period).
-    #[error("garbage collection is deleting pack {0}, which this push deduplicated against (the push was paused or out of touch too long); nothing was committed, push again")]
+    #[error("garbage collection is deleting {0}, which this push uses (the push was paused or out of touch too long); nothing was committed, push again")]
     Condemned(String),
     /// A pack the snapshot uses is gone (deleted by hand, a lifecycle rule, damage).
     #[error("pack {0}, which this push uses, is missing from the repository; nothing was committed, push again (it will store the data anew)")]
@@ -47,7 +47,11 @@ impl Repository {
                     return Err(CommitError::Missing(pack_key(p)).into());
                 }
             }
-            if state.deleting_manifests.contains(id) {
+            // Its own manifest too: gc may have deleted it as one without a ref (and then
+            // forgotten it) while this push was paused.
+            if state.deleting_manifests.contains(id)
+                || self.storage.head(&manifest_key(id)).await?.is_none()
+            {
                 return Err(CommitError::Condemned(manifest_key(id)).into());
             }
             let mut next = state.clone();

@@ -15,10 +15,11 @@
 //!   sees the snapshot as live) or the finalization lands first (and the commit, re-read,
 //!   sees the deletion and fails). No lock, clock, pid or host name decides this.
 //!
-//! A writer that was paused may find its next key taken by a record that was since
-//! compacted away and recreated by nobody; to be safe against writing into such a hole,
-//! every append is followed by a listing: a record that is not the newest is void, and its
-//! writer acts as if the append had failed.
+//! Old records are compacted away, which leaves free keys a paused writer could fill. So
+//! compaction first writes a checkpoint `journal/checkpoint-<epoch>` and only then deletes
+//! the records up to it, and every append is followed by a listing: a record at or below
+//! the highest checkpoint filled a hole, is void, and its writer acts as if the append had
+//! failed. (Records newer than one's own are fine: they were built on it.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
@@ -33,7 +34,9 @@ use crate::storage::DynStorage;
 /// Prefix of journal records.
 pub const JOURNAL_PREFIX: &str = "journal/";
 /// Records kept behind the newest (older ones are compacted away).
-const KEEP_RECORDS: u64 = 4;
+const KEEP_RECORDS: u64 = 64;
+/// Prefix of checkpoint markers within the journal.
+const CHECKPOINT_PREFIX: &str = "journal/checkpoint-";
 
 /// Nanoseconds since the epoch by this host's clock (used only to decide *when*, never
 /// *whether*: see the grace period).
@@ -131,17 +134,28 @@ fn parse_record_key(key: &str) -> Option<u64> {
     rest.parse().ok()
 }
 
-/// Every record number present, ascending.
-async fn list_epochs(storage: &DynStorage) -> Result<Vec<u64>> {
-    let mut epochs: Vec<u64> = storage
+/// Every record number present, ascending, and the highest checkpoint (0: none).
+async fn list_journal(storage: &DynStorage) -> Result<(Vec<u64>, u64)> {
+    let listed = storage
         .list(JOURNAL_PREFIX)
         .await
-        .context("cannot list the gc journal")?
+        .context("cannot list the gc journal")?;
+    let mut epochs: Vec<u64> = listed
         .iter()
         .filter_map(|m| parse_record_key(&m.key))
         .collect();
     epochs.sort_unstable();
-    Ok(epochs)
+    let checkpoint = listed
+        .iter()
+        .filter_map(|m| m.key.strip_prefix(CHECKPOINT_PREFIX)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok((epochs, checkpoint))
+}
+
+/// Every record number present, ascending.
+async fn list_epochs(storage: &DynStorage) -> Result<Vec<u64>> {
+    Ok(list_journal(storage).await?.0)
 }
 
 /// The newest record's number (0: empty journal).
@@ -195,9 +209,9 @@ pub async fn append(
     if !landed {
         return Err(AppendError::Conflict(Conflict));
     }
-    // Void if a newer record exists: we wrote into a hole left by compaction.
-    let newest = latest_epoch(storage).await.map_err(AppendError::Other)?;
-    if newest != epoch {
+    // Void if compaction had already passed this epoch: we wrote into a hole.
+    let (_, checkpoint) = list_journal(storage).await.map_err(AppendError::Other)?;
+    if epoch <= checkpoint {
         let _ = storage.delete(&record_key(epoch)).await;
         return Err(AppendError::Conflict(Conflict));
     }
@@ -215,18 +229,33 @@ pub enum AppendError {
     Other(anyhow::Error),
 }
 
-/// Removes records older than the newest few. Never the newest: readers rely on it.
+/// Removes records older than the newest few: a checkpoint first, then what it covers.
+/// Never the newest record: readers rely on it.
 pub async fn compact(storage: &DynStorage) -> Result<()> {
-    let epochs = list_epochs(storage).await?;
+    let (epochs, checkpoint) = list_journal(storage).await?;
     let Some(&newest) = epochs.last() else {
         return Ok(());
     };
-    for e in epochs {
-        if e + KEEP_RECORDS < newest {
-            storage
-                .delete(&record_key(e))
-                .await
-                .with_context(|| format!("cannot remove old journal record {}", record_key(e)))?;
+    let upto = newest.saturating_sub(KEEP_RECORDS).max(checkpoint);
+    if upto > checkpoint {
+        storage
+            .put(&format!("{CHECKPOINT_PREFIX}{upto:020}"), Bytes::new())
+            .await
+            .context("cannot write a gc journal checkpoint")?;
+    }
+    for e in epochs.into_iter().filter(|&e| e <= upto) {
+        storage
+            .delete(&record_key(e))
+            .await
+            .with_context(|| format!("cannot remove old journal record {}", record_key(e)))?;
+    }
+    // Older checkpoints say nothing the newest does not.
+    for m in storage.list(CHECKPOINT_PREFIX).await? {
+        let older = m.key[CHECKPOINT_PREFIX.len()..]
+            .parse::<u64>()
+            .is_ok_and(|c| c < upto);
+        if older {
+            storage.delete(&m.key).await?;
         }
     }
     Ok(())
@@ -267,7 +296,7 @@ mod tests {
         let s: DynStorage = Arc::new(MemoryStorage::new());
         let stale = read_latest(&s).await.unwrap();
         let mut cur = stale.clone();
-        for _ in 0..8 {
+        for _ in 0..(KEEP_RECORDS + 8) {
             let e = append(&s, &cur, &cur).await.unwrap();
             cur = read_latest(&s).await.unwrap();
             assert_eq!(cur.epoch, e);
@@ -282,7 +311,22 @@ mod tests {
             Err(AppendError::Conflict(_))
         ));
         let now = read_latest(&s).await.unwrap();
-        assert_eq!(now.epoch, 8);
+        assert_eq!(now.epoch, KEEP_RECORDS + 8);
         assert!(!now.deleting.contains("lost"));
+    }
+
+    #[tokio::test]
+    async fn a_record_others_built_on_stays_valid() {
+        let s: DynStorage = Arc::new(MemoryStorage::new());
+        let base = read_latest(&s).await.unwrap();
+        let mut mine = base.clone();
+        mine.deleting.insert("p".into());
+        append(&s, &base, &mine).await.unwrap();
+        let after = read_latest(&s).await.unwrap();
+        append(&s, &after, &after).await.unwrap();
+        compact(&s).await.unwrap();
+        let (epochs, checkpoint) = list_journal(&s).await.unwrap();
+        assert_eq!((epochs, checkpoint), (vec![1, 2], 0));
+        assert!(read_latest(&s).await.unwrap().deleting.contains("p"));
     }
 }

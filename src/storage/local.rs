@@ -14,34 +14,35 @@ use bytes::Bytes;
 use super::{ObjectMeta, Storage, StorageError, StorageResult};
 
 /// File names starting with this are in-progress writes, invisible to `list`. The full
-/// name is `.tmp-<host hash>-<pid>-<random>`, so a dead writer's leftovers can be told
-/// from a live writer's.
+/// name is `.tmp-<random>`. Its writer holds an exclusive `flock` on it until the file is
+/// renamed or linked into place; a temp file nobody holds a lock on is a dead writer's
+/// leftover. The kernel releases the lock when the writer dies, on any host sharing the
+/// file system and in any PID namespace: no pid or host name is judged.
 const TEMP_PREFIX: &str = ".tmp-";
 
-/// Eight hex digits identifying this host in temp file names.
-fn host_tag() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    hex::encode(&blake3::hash(host.trim().as_bytes()).as_bytes()[..4])
+/// Takes `f`'s exclusive lock without waiting; false when another process holds it.
+fn try_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
-/// True when the temp file `name` belongs to a process of this host that is gone.
-fn writer_is_dead(name: &str, host: &str) -> bool {
-    let mut parts = name.trim_start_matches(TEMP_PREFIX).splitn(3, '-');
-    match (
-        parts.next(),
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-    ) {
-        (Some(h), Some(pid)) if h == host => !Path::new(&format!("/proc/{pid}")).exists(),
-        _ => false,
+/// Removes the temp file at `path` if no writer holds it.
+fn remove_if_abandoned(path: &Path) -> std::io::Result<bool> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(false); // renamed into place or removed meanwhile
+    };
+    if !try_lock(&f) {
+        return Ok(false);
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
-fn remove_dead_temps(
-    dir: &Path,
-    host: &str,
-    older_than: std::time::Duration,
-    removed: &mut usize,
-) -> std::io::Result<()> {
+fn remove_dead_temps(dir: &Path, removed: &mut usize) -> std::io::Result<()> {
     let Some(entries) = read_dir_if_exists(dir)? else {
         return Ok(());
     };
@@ -50,21 +51,9 @@ fn remove_dead_temps(
         let Ok(ft) = entry.file_type() else { continue };
         let name = entry.file_name().to_string_lossy().into_owned();
         if ft.is_dir() {
-            remove_dead_temps(&entry.path(), host, older_than, removed)?;
-        } else if name.starts_with(TEMP_PREFIX) {
-            let Ok(meta) = entry.metadata() else { continue };
-            let old = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age > older_than);
-            if old || writer_is_dead(&name, host) {
-                match std::fs::remove_file(entry.path()) {
-                    Ok(()) => *removed += 1,
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            remove_dead_temps(&entry.path(), removed)?;
+        } else if name.starts_with(TEMP_PREFIX) && remove_if_abandoned(&entry.path())? {
+            *removed += 1;
         }
     }
     Ok(())
@@ -97,15 +86,12 @@ impl LocalStorage {
         Ok(self.root.join(key))
     }
 
-    /// Writes `data` to a fresh temp file beside `path` and returns the temp path.
-    fn write_temp(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
+    /// Writes `data` to a fresh temp file beside `path` and returns the temp path and the
+    /// open file, whose lock tells cleaners the write is alive: keep it until the temp
+    /// file is renamed or linked into place.
+    fn write_temp(path: &Path, data: &[u8]) -> std::io::Result<(PathBuf, std::fs::File)> {
         let dir = path.parent().expect("object paths have a parent");
-        let tmp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}-{:016x}",
-            host_tag(),
-            std::process::id(),
-            rand::random::<u64>()
-        ));
+        let tmp = dir.join(format!("{TEMP_PREFIX}{:032x}", rand::random::<u128>()));
         // A concurrent delete may remove the directory, once empty, between its creation
         // and the temp file's (see `prune_empty_dirs`): create it again and retry. Once the
         // temp file exists the directory is not empty, and the rename or link that follows
@@ -123,12 +109,15 @@ impl LocalStorage {
                 Err(e) => return Err(e),
             }
         };
+        // Locked before anything is written; a cleaner that got in between (microseconds)
+        // could only make this write fail, never damage an object.
+        try_lock(&f);
         let result = f.write_all(data).and_then(|_| f.sync_data());
         if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        Ok(tmp)
+        Ok((tmp, f))
     }
 
     /// Runs blocking filesystem work off the async workers.
@@ -214,7 +203,8 @@ impl Storage for LocalStorage {
         let path = self.path_of(key)?;
         let key = key.to_string();
         Self::blocking(move || {
-            let tmp = Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
+            let (tmp, _held) =
+                Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
                 io_err("rename", &key, e)
@@ -227,7 +217,8 @@ impl Storage for LocalStorage {
         let path = self.path_of(key)?;
         let key = key.to_string();
         Self::blocking(move || {
-            let tmp = Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
+            let (tmp, _held) =
+                Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
             // link(2) fails if the target exists: an atomic create-if-absent of a complete file.
             let linked = std::fs::hard_link(&tmp, &path);
             let _ = std::fs::remove_file(&tmp);
@@ -323,11 +314,12 @@ impl Storage for LocalStorage {
         format!("local directory {}", self.root.display())
     }
 
-    async fn cleanup_incomplete(&self, older_than: std::time::Duration) -> StorageResult<usize> {
+    // A temp file's lock says whether its writer lives: its age is not needed.
+    async fn cleanup_incomplete(&self, _older_than: std::time::Duration) -> StorageResult<usize> {
         let root = self.root.clone();
         Self::blocking(move || {
             let mut removed = 0;
-            remove_dead_temps(&root, &host_tag(), older_than, &mut removed)
+            remove_dead_temps(&root, &mut removed)
                 .map_err(|e| StorageError::other("clean up temporary files", e))?;
             Ok(removed)
         })

@@ -249,14 +249,9 @@ pub fn grace_then_reclaim(b: &dyn Backend) {
         "on {}",
         b.name()
     );
-    let journal = b
-        .object_keys()
-        .iter()
-        .filter(|k| k.contains("journal/"))
-        .count();
-    assert!(journal <= 5, "{journal} journal records left");
+    // What is left is the config and a few small journal records: a few KB, not data.
     assert!(
-        b.stored_bytes() < 64 * 1024,
+        b.stored_bytes() < 16 * 1024,
         "{} bytes left",
         b.stored_bytes()
     );
