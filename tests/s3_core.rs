@@ -259,3 +259,14 @@ fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
         b"",
     ));
 }
+
+/// The randomized interleavings alone on RGW, for long runs:
+/// `KANDO_TEST_S3=rgw KANDO_CHAOS_ROUNDS=40 cargo test --test s3_core chaos_long -- --ignored`.
+#[test]
+#[ignore]
+fn chaos_long_on_rgw() {
+    let Some(server) = start_selected("rgw") else {
+        return;
+    };
+    safety::chaos(&S3Backend::new(&server, false), 40);
+}

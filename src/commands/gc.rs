@@ -240,7 +240,7 @@ pub async fn gc(repo: &Repository, opts: &GcOptions) -> Result<GcReport> {
     Ok(report)
 }
 
-/// Fresh sessions that began before epoch `epoch`: they may use what it condemned.
+/// Fresh sessions: each holds back the condemnations newer than its start ([`blocks`]).
 async fn blocking_sessions(
     repo: &Repository,
     opts: &GcOptions,
@@ -282,8 +282,8 @@ async fn finalize(
 ) -> Result<JournalState> {
     for _ in 0..ATTEMPTS {
         let peek = journal::read_latest(repo.storage()).await?;
-        let waits = |c: &Condemnation| journal::grace_elapsed(c, opts.grace);
-        if !peek.pending.iter().any(waits) && peek.committed.is_empty() {
+        let ripe = |c: &Condemnation| journal::grace_elapsed(c, opts.grace);
+        if !peek.pending.iter().any(ripe) && peek.committed.is_empty() {
             return Ok(peek);
         }
         // The journal is read (in `scan`) before sessions are listed, and a push writes its

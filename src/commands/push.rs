@@ -129,6 +129,20 @@ fn send<T>(tx: &Sender<T>, v: T) -> Result<()> {
     tx.send(v).map_err(|_| anyhow!(Stopped))
 }
 
+/// Ends a push's session when dropped.
+struct EndOnDrop<'a> {
+    rt: &'a Handle,
+    session: Option<Session>,
+}
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.rt.block_on(s.end());
+        }
+    }
+}
+
 /// Marks a chunk this push stores itself in [`Known`].
 const STORED_HERE: u32 = u32::MAX;
 
@@ -177,20 +191,11 @@ pub fn push(
         after_epoch,
         opts.stale_after,
     ))?;
-    let result = push_in_session(rt, repo, input, path, opts, counters, before_commit);
-    rt.block_on(session.end());
-    result
-}
-
-fn push_in_session(
-    rt: &Handle,
-    repo: &Repository,
-    input: impl Read + Send,
-    path: &str,
-    opts: &PushOptions,
-    counters: &PushCounters,
-    before_commit: &dyn Fn() -> Result<()>,
-) -> Result<PushOutcome> {
+    // Ended however the push ends (an error returns early from anywhere below).
+    let _session = EndOnDrop {
+        rt,
+        session: Some(session),
+    };
     let started = Instant::now();
     let start_time = SystemTime::now();
     // Read after the session is announced: a condemnation we do not see here is one gc

@@ -109,7 +109,7 @@ impl IndexSegment {
 pub struct Index {
     blobs: HashMap<Id, Slot>,
     packs: Vec<Id>,
-    /// Rank of each pack (see [`Index::add_segment_ranked`]); 0 for [`Index::add_segment`].
+    /// Rank of each pack (see [`Index::add_segment_ranked`]).
     ranks: Vec<u8>,
     /// Segments a reader skipped as unreadable, with why (named in errors).
     pub skipped: Vec<String>,
@@ -130,22 +130,7 @@ impl Index {
     /// Adds every entry of `segment`. A blob stored twice (two racing pushes) keeps the
     /// first location seen; both are valid copies.
     pub fn add_segment(&mut self, segment: &IndexSegment) {
-        for (pack, entries) in &segment.packs {
-            let number = *self.pack_numbers.entry(*pack).or_insert_with(|| {
-                self.packs.push(*pack);
-                self.ranks.push(0);
-                (self.packs.len() - 1) as u32
-            });
-            for e in entries {
-                self.blobs.entry(e.id).or_insert(Slot {
-                    pack: number,
-                    offset: e.offset,
-                    stored_len: e.stored_len,
-                    raw_len: e.raw_len,
-                    codec: e.codec,
-                });
-            }
-        }
+        self.add_segment_ranked(segment, |_| Some(0));
     }
 
     /// Adds the entries of `segment` whose pack `rank` accepts (`Some`); a blob already

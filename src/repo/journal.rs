@@ -98,11 +98,6 @@ impl JournalState {
     pub fn pack_is_deleting(&self, hex: &str) -> bool {
         self.deleting.contains(hex)
     }
-
-    /// The newest epoch at which anything was condemned (0 when nothing is pending).
-    pub fn oldest_pending_epoch(&self) -> Option<u64> {
-        self.pending.iter().map(|c| c.epoch).min()
-    }
 }
 
 /// Preference among copies of a blob when reading: usable packs first, then condemned

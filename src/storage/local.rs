@@ -120,6 +120,26 @@ impl LocalStorage {
         Ok((tmp, f))
     }
 
+    /// Writes `data` to a temp file beside `path` and hands it to `place` (rename or link),
+    /// holding its lock throughout. A cleaner can take a temp file only in the instant
+    /// between its creation and its lock (it then looks abandoned): `place` then finds it
+    /// gone, and the write is simply done again.
+    fn with_temp<T>(
+        path: &Path,
+        data: &[u8],
+        key: &str,
+        place: impl Fn(&Path) -> std::io::Result<T>,
+    ) -> StorageResult<T> {
+        let mut attempts = 0;
+        loop {
+            let (tmp, _held) = Self::write_temp(path, data).map_err(|e| io_err("write", key, e))?;
+            match place(&tmp) {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => attempts += 1,
+                other => return other.map_err(|e| io_err("place", key, e)),
+            }
+        }
+    }
+
     /// Runs blocking filesystem work off the async workers.
     async fn blocking<T, F>(f: F) -> StorageResult<T>
     where
@@ -203,11 +223,12 @@ impl Storage for LocalStorage {
         let path = self.path_of(key)?;
         let key = key.to_string();
         Self::blocking(move || {
-            let (tmp, _held) =
-                Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                io_err("rename", &key, e)
+            Self::with_temp(&path, &data, &key, |tmp| {
+                let renamed = std::fs::rename(tmp, &path);
+                if renamed.is_err() {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                renamed
             })
         })
         .await
@@ -217,16 +238,17 @@ impl Storage for LocalStorage {
         let path = self.path_of(key)?;
         let key = key.to_string();
         Self::blocking(move || {
-            let (tmp, _held) =
-                Self::write_temp(&path, &data).map_err(|e| io_err("write", &key, e))?;
-            // link(2) fails if the target exists: an atomic create-if-absent of a complete file.
-            let linked = std::fs::hard_link(&tmp, &path);
-            let _ = std::fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(io_err("create", &key, e)),
-            }
+            Self::with_temp(&path, &data, &key, |tmp| {
+                // link(2) fails if the target exists: an atomic create-if-absent of a
+                // complete file.
+                let linked = std::fs::hard_link(tmp, &path);
+                let _ = std::fs::remove_file(tmp);
+                match linked {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
         })
         .await
     }
