@@ -8,10 +8,10 @@ use kando::storage::memory::MemoryStorage;
 #[tokio::test]
 async fn local_directory() {
     let dir = tempfile::tempdir().unwrap();
-    common::conformance::run_all(&LocalStorage::new(dir.path().join("repo"))).await;
+    common::conformance::run_all(&LocalStorage::new(dir.path().join("repo")), true).await;
 }
 
 #[tokio::test]
 async fn memory() {
-    common::conformance::run_all(&MemoryStorage::new()).await;
+    common::conformance::run_all(&MemoryStorage::new(), true).await;
 }

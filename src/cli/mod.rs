@@ -90,9 +90,14 @@ pub fn main() -> i32 {
             // A signal arriving now must not add a second error line.
             signals::finishing();
             // One line for the error, then its causes on the same line: pod logs stay readable.
+            // A cause whose text the line already holds (errors that print their source,
+            // as storage errors do) is not repeated.
             let mut msg = format!("Error: {e}");
             for cause in e.chain().skip(1) {
-                msg.push_str(&format!(": {cause}"));
+                let cause = cause.to_string();
+                if !msg.contains(&cause) {
+                    msg.push_str(&format!(": {cause}"));
+                }
             }
             let _ = writeln!(std::io::stderr(), "{}", msg.replace('\n', " "));
             EXIT_FAILURE

@@ -48,7 +48,7 @@ pub fn config(
     cfg.skip_ssl_verify = profile.skip_ssl_verify;
     cfg.sse = sse;
     if let Some(v) = std::env::var_os("KANDO_S3_REQUEST_TIMEOUT") {
-        cfg.request_timeout = request_timeout(&v.to_string_lossy())?;
+        cfg.retry.attempt_timeout = request_timeout(&v.to_string_lossy())?;
     }
     Ok(cfg)
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectMeta, Storage, StorageError, StorageResult};
+use super::{keys, ObjectMeta, Storage, StorageError, StorageResult};
 
 /// File names starting with this are in-progress writes, invisible to `list`. The full
 /// name is `.tmp-<random>`. Its writer holds an exclusive `flock` on it until the file is
@@ -72,17 +72,7 @@ impl LocalStorage {
     }
 
     fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
-        if key.is_empty()
-            || key
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-            || key.contains('\0')
-        {
-            return Err(StorageError::other(
-                format!("key {key:?}"),
-                "invalid object key",
-            ));
-        }
+        keys::validate(key)?;
         Ok(self.root.join(key))
     }
 
@@ -135,7 +125,13 @@ impl LocalStorage {
             let (tmp, _held) = Self::write_temp(path, data).map_err(|e| io_err("write", key, e))?;
             match place(&tmp) {
                 Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => attempts += 1,
-                other => return other.map_err(|e| io_err("place", key, e)),
+                Err(e) => return Err(io_err("place", key, e)),
+                // The rename or link is durable only once its directory is on disk.
+                Ok(v) => {
+                    return sync_dir_of(path)
+                        .map(|_| v)
+                        .map_err(|e| io_err("sync", key, e))
+                }
             }
         }
     }
@@ -166,11 +162,22 @@ fn prune_empty_dirs(root: &Path, path: &Path) {
     }
 }
 
+/// fsyncs the directory holding `path`, so that a rename or link into it survives a crash.
+fn sync_dir_of(path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().expect("object paths have a parent");
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn io_err(op: &str, key: &str, e: std::io::Error) -> StorageError {
-    if e.kind() == ErrorKind::NotFound {
-        StorageError::NotFound(key.to_string())
-    } else {
-        StorageError::other(format!("{op} {key}"), e)
+    match e.kind() {
+        ErrorKind::NotFound => StorageError::NotFound(key.to_string()),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            StorageError::PermissionDenied {
+                context: format!("{op} {key}"),
+                source: e.into(),
+            }
+        }
+        _ => StorageError::other(format!("{op} {key}"), e),
     }
 }
 

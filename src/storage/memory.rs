@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectMeta, Storage, StorageError, StorageResult};
+use super::{keys, ObjectMeta, Storage, StorageError, StorageResult};
 
 /// Objects in a `BTreeMap`; lost when dropped.
 #[derive(Debug, Default)]
@@ -29,11 +29,13 @@ impl MemoryStorage {
 #[async_trait]
 impl Storage for MemoryStorage {
     async fn put(&self, key: &str, data: Bytes) -> StorageResult<()> {
+        keys::validate(key)?;
         self.objects().insert(key.to_string(), data);
         Ok(())
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StorageResult<bool> {
+        keys::validate(key)?;
         let mut objects = self.objects();
         if objects.contains_key(key) {
             return Ok(false);
@@ -43,6 +45,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn get(&self, key: &str) -> StorageResult<Bytes> {
+        keys::validate(key)?;
         self.objects()
             .get(key)
             .cloned()
@@ -76,11 +79,13 @@ impl Storage for MemoryStorage {
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
+        keys::validate(key)?;
         self.objects().remove(key);
         Ok(())
     }
 
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        keys::validate(key)?;
         Ok(self.objects().get(key).map(|v| ObjectMeta {
             key: key.to_string(),
             size: v.len() as u64,

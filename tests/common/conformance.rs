@@ -4,19 +4,126 @@
 
 use bytes::Bytes;
 
-use kando::storage::Storage;
+use kando::storage::{Storage, StorageError};
 
 /// Number of keys for the listing test: more than one S3 `ListObjectsV2` page (1000).
 pub const LIST_KEYS: usize = 1100;
 
 /// Runs every check against `storage`, which must be empty. Panics on the first failure.
-pub async fn run_all(storage: &dyn Storage) {
+/// `atomic_create`: the store makes concurrent create-if-absent exclusive (false only for
+/// S3 servers that ignore `If-None-Match`, where the backend can only check first).
+pub async fn run_all(storage: &dyn Storage, atomic_create: bool) {
+    rejected_keys_write_nothing(storage).await;
     put_get_roundtrip(storage).await;
     missing_key_is_not_found(storage).await;
     put_if_absent_keeps_first(storage).await;
     ranged_reads(storage).await;
     list_with_prefix_and_pagination(storage).await;
     delete_is_idempotent(storage).await;
+    racing_put_if_absent_has_one_winner(storage, atomic_create).await;
+    cleanup_keeps_complete_objects(storage).await;
+}
+
+/// Keys outside the key syntax are refused by every operation, before anything is sent.
+async fn rejected_keys_write_nothing(s: &dyn Storage) {
+    for key in [
+        "",
+        "/abs",
+        "a//b",
+        "a/",
+        "./a",
+        "a/../../b",
+        "..",
+        "nul\0byte",
+    ] {
+        let refused = |r: Result<(), StorageError>, op: &str| {
+            assert!(
+                matches!(r, Err(StorageError::InvalidKey { .. })),
+                "{op} {key:?}: {r:?}"
+            )
+        };
+        refused(s.put(key, Bytes::from_static(b"x")).await, "put");
+        refused(
+            s.put_if_absent(key, Bytes::from_static(b"x"))
+                .await
+                .map(drop),
+            "put_if_absent",
+        );
+        refused(s.get(key).await.map(drop), "get");
+        refused(s.get_range(key, 0..1).await.map(drop), "get_range");
+        refused(s.head(key).await.map(drop), "head");
+        refused(s.delete(key).await, "delete");
+    }
+    assert!(
+        s.list("").await.unwrap().is_empty(),
+        "a refused key wrote something"
+    );
+}
+
+/// Of writers racing to create one key, exactly one wins, and its bytes are stored.
+/// Without `atomic`, at least one wins and the stored bytes are one writer's, whole.
+async fn racing_put_if_absent_has_one_winner(s: &dyn Storage, atomic: bool) {
+    use futures::future::join_all;
+    for round in 0..4 {
+        let key = format!("race/{round}");
+        let results = join_all((0..8u8).map(|i| {
+            let key = key.clone();
+            async move {
+                (
+                    i,
+                    s.put_if_absent(&key, Bytes::from(vec![i; 4096]))
+                        .await
+                        .unwrap(),
+                )
+            }
+        }))
+        .await;
+        let winners: Vec<u8> = results
+            .iter()
+            .filter(|(_, won)| *won)
+            .map(|(i, _)| *i)
+            .collect();
+        let stored = s.get(&key).await.unwrap();
+        if atomic {
+            assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+            assert_eq!(stored, Bytes::from(vec![winners[0]; 4096]));
+        } else {
+            assert!(!winners.is_empty(), "round {round}: nobody won");
+            assert!(winners
+                .iter()
+                .any(|w| stored.len() == 4096 && stored.iter().all(|b| b == w)));
+        }
+        s.delete(&key).await.unwrap();
+    }
+}
+
+/// Cleaning up leftovers never touches a complete object, however young.
+async fn cleanup_keeps_complete_objects(s: &dyn Storage) {
+    s.put("clean/x", Bytes::from_static(b"x")).await.unwrap();
+    s.cleanup_incomplete(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(&s.get("clean/x").await.unwrap()[..], b"x");
+    s.delete("clean/x").await.unwrap();
+}
+
+/// A `len`-byte object (above a backend's single-request limit) round-trips, whole and
+/// by ranges across its parts.
+pub async fn large_object(s: &dyn Storage, len: usize) {
+    let data = Bytes::from((0..len).map(|i| (i % 253) as u8).collect::<Vec<_>>());
+    s.put("large/obj", data.clone()).await.unwrap();
+    assert_eq!(s.head("large/obj").await.unwrap().unwrap().size, len as u64);
+    assert!(
+        s.get("large/obj").await.unwrap() == data,
+        "large object differs"
+    );
+    let r = (len as u64 / 2 - 100)..(len as u64 / 2 + 100);
+    assert_eq!(
+        s.get_range("large/obj", r.clone()).await.unwrap(),
+        data.slice(r.start as usize..r.end as usize)
+    );
+    assert!(!s.put_if_absent("large/obj", data.clone()).await.unwrap());
+    s.delete("large/obj").await.unwrap();
 }
 
 async fn put_get_roundtrip(s: &dyn Storage) {

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use kando::storage::retry::RetryPolicy;
 use kando::storage::s3::{S3Config, S3Credentials};
 
 /// A running S3 server, stopped on drop.
@@ -160,8 +161,10 @@ impl S3Server {
             region: Some(self.region.clone()),
             credentials: self.credentials(),
             skip_ssl_verify: false,
-            request_timeout: Duration::from_secs(60),
-            max_attempts: 3,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                attempt_timeout: Duration::from_secs(60),
+            },
             sse: None,
         }
     }
