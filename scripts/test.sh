@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/s3/install.sh all
+scripts/emulators/install.sh all
 # nextest runs each test in its own process; S3 suites start their own servers, one suite
 # at a time (.config/nextest.toml).
 cargo nextest run --workspace --all-targets --no-fail-fast "$@"

@@ -67,7 +67,8 @@ async fn open_at(
             Ok(Arc::new(LocalStorage::new(Path::new(&loc.path).join(root))))
         }
         LocationType::S3Compliant => crate::cli::s3::open(profile, root, sse).await,
-        LocationType::Gcs | LocationType::Azure | LocationType::Kopia => bail!(
+        LocationType::Gcs => crate::cli::gcs::open(profile, root).await,
+        LocationType::Azure | LocationType::Kopia => bail!(
             "Location type {} is recognised but not supported by this kando yet; use s3Compliant or local",
             loc.kind.as_str()
         ),

@@ -21,6 +21,9 @@ pub fn config(
     }
     let credentials = match &profile.credential {
         Credential::None => S3Credentials::DefaultChain,
+        Credential::KeyPair { id, secret } if id.is_empty() || secret.is_empty() => {
+            bail!("profile: KeyPair needs both ID and Secret")
+        }
         Credential::KeyPair { id, secret } => S3Credentials::Static {
             access_key_id: id.clone(),
             secret_access_key: secret.clone(),
@@ -40,6 +43,9 @@ pub fn config(
                 None => base,
             }
         }
+        Credential::AzureSecret { .. } => {
+            bail!("profile: a secrets.kanister.io/azure Secret cannot sign requests to an s3Compliant location")
+        }
     };
     let mut cfg = S3Config::new(loc.bucket.clone(), credentials);
     cfg.root = root.to_string();
@@ -47,10 +53,18 @@ pub fn config(
     cfg.region = Some(loc.region.clone()).filter(|r| !r.is_empty());
     cfg.skip_ssl_verify = profile.skip_ssl_verify;
     cfg.sse = sse;
-    if let Some(v) = std::env::var_os("KANDO_S3_REQUEST_TIMEOUT") {
-        cfg.retry.attempt_timeout = request_timeout(&v.to_string_lossy())?;
+    if let Some(t) = request_timeout_from_env()? {
+        cfg.retry.attempt_timeout = t;
     }
     Ok(cfg)
+}
+
+/// `KANDO_S3_REQUEST_TIMEOUT` (the per-attempt timeout of every object-store backend,
+/// named when S3 was the only one), if set.
+pub fn request_timeout_from_env() -> Result<Option<std::time::Duration>> {
+    std::env::var_os("KANDO_S3_REQUEST_TIMEOUT")
+        .map(|v| request_timeout(&v.to_string_lossy()))
+        .transpose()
 }
 
 /// `KANDO_S3_REQUEST_TIMEOUT`: whole seconds from 1 to a day; anything else is an error

@@ -14,8 +14,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod azure;
 pub mod body;
 pub mod error;
+pub mod gcs;
+pub mod http;
 pub mod keys;
 pub mod local;
 pub mod memory;

@@ -150,3 +150,67 @@ impl FakeGcs {
         }
     }
 }
+
+/// A repository location in a fresh bucket of a running fake-gcs-server, for the core
+/// scenarios: the profile names the emulator as `endpoint` and carries the test
+/// service-account key, whose tokens come from the loopback token endpoint.
+pub struct GcsBackend<'a> {
+    server: &'a FakeGcs,
+    bucket: String,
+    key_json: String,
+}
+
+impl<'a> GcsBackend<'a> {
+    /// A fresh bucket on `server`; `key_json` is the profile's service-account key.
+    pub fn new(server: &'a FakeGcs, key_json: &str) -> Self {
+        GcsBackend {
+            bucket: server.fresh_bucket(),
+            server,
+            key_json: key_json.to_string(),
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The profile with another key.
+    pub fn profile_with_key(&self, key_json: &str) -> String {
+        serde_json::json!({
+            "Location": {"type": "gcs", "bucket": self.bucket, "endpoint": self.server.endpoint, "prefix": "team/pre"},
+            "Credential": {"Type": "keyPair", "KeyPair": {"ID": "kando-test", "Secret": key_json}},
+            "SkipSSLVerify": false
+        })
+        .to_string()
+    }
+
+    /// Where the repository's objects start in the bucket.
+    pub fn repo_root(&self) -> String {
+        "team/pre/kando-repo/".to_string()
+    }
+
+    /// Deletes every object whose name starts with `prefix`, as an operator would.
+    pub fn delete_under(&self, prefix: &str) {
+        for (name, _) in self.server.list_objects(&self.bucket, prefix).unwrap() {
+            self.server.delete_object(&self.bucket, &name).unwrap();
+        }
+    }
+}
+
+impl super::Backend for GcsBackend<'_> {
+    fn profile(&self) -> String {
+        self.profile_with_key(&self.key_json)
+    }
+    fn object_keys(&self) -> Vec<String> {
+        let objects = self.server.list_objects(&self.bucket, "").unwrap();
+        objects.into_iter().map(|(k, _)| k).collect()
+    }
+    fn stored_bytes(&self) -> u64 {
+        let objects = self.server.list_objects(&self.bucket, "").unwrap();
+        objects.into_iter().map(|(_, n)| n).sum()
+    }
+    fn name(&self) -> String {
+        format!("fake-gcs bucket {}", self.bucket)
+    }
+}

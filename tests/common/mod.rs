@@ -2,9 +2,13 @@
 //! deterministic test data, and Kanister-style output parsing.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod conformance;
+pub mod emulators;
+pub mod fake_gcs;
 pub mod faults;
 pub mod gc_scenarios;
+pub mod gcs_token;
 pub mod migration;
 pub mod s3;
 pub mod safety;

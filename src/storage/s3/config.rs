@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use anyhow::{anyhow, bail};
-
 use crate::storage::retry::RetryPolicy;
 
 /// How to reach one repository in a bucket.
@@ -122,24 +120,9 @@ impl fmt::Debug for S3Credentials {
     }
 }
 
-/// Adds https:// to a bare host[:port] (as some profiles carry) and drops a trailing '/'.
+/// The endpoint, normalised (see [`crate::storage::http::normalize_endpoint`]).
 pub(super) fn normalize_endpoint(endpoint: &str) -> anyhow::Result<String> {
-    let e = endpoint.trim().trim_end_matches('/');
-    if e.is_empty() {
-        bail!("empty S3 endpoint");
-    }
-    let e = if e.contains("://") {
-        e.to_string()
-    } else {
-        format!("https://{e}")
-    };
-    let uri: http::Uri = e
-        .parse()
-        .map_err(|err| anyhow!("invalid S3 endpoint {e:?}: {err}"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-        bail!("invalid S3 endpoint {e:?}: expected http(s)://host[:port]");
-    }
-    Ok(e)
+    crate::storage::http::normalize_endpoint(endpoint, "S3")
 }
 
 #[cfg(test)]

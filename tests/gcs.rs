@@ -1,0 +1,217 @@
+//! The GCS backend against fake-gcs-server on loopback (tests/common/fake_gcs.rs), with
+//! service-account auth against a loopback token endpoint (tests/common/gcs_token.rs):
+//! the storage conformance suite, the core, gc, safety and encrypted scenarios through
+//! the CLI, credentials (token cached, refreshed before expiry, a wrong key refused), and
+//! the errors a blueprint must see as one line and exit 69.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_gcs::{FakeGcs, GcsBackend};
+use common::gcs_token::TokenServer;
+use common::{conformance, gc_scenarios as gc, safety, scenarios as core, Backend};
+use kando::storage::gcs::{GcsConfig, GcsCredentials, GcsStorage};
+use kando::storage::retry::RetryPolicy;
+
+fn config(server: &FakeGcs, bucket: &str, root: &str, credentials: GcsCredentials) -> GcsConfig {
+    GcsConfig {
+        bucket: bucket.to_string(),
+        root: root.to_string(),
+        endpoint: server.endpoint.clone(),
+        credentials,
+        skip_ssl_verify: false,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            attempt_timeout: Duration::from_secs(60),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_fake_gcs() {
+    let Some(server) = FakeGcs::start_selected() else {
+        return;
+    };
+    let tokens = TokenServer::start(3600);
+    let bucket = server.fresh_bucket();
+    let key = GcsCredentials::ServiceAccountKey(tokens.key_json());
+    let storage = GcsStorage::connect(config(&server, &bucket, "root/repo", key))
+        .await
+        .unwrap_or_else(|e| panic!("connect to fake-gcs: {e:#}"));
+    conformance::run_all(&storage, true).await;
+    conformance::large_object(&storage, (64 << 20) + 12_345).await;
+    // Objects live under the root; a sloppy spelling of it is the same repository.
+    storage.put("layout/a", "x".into()).await.unwrap();
+    let names: Vec<String> = server
+        .list_objects(&bucket, "")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.0)
+        .collect();
+    assert_eq!(names, ["root/repo/layout/a"]);
+    let sloppy = GcsStorage::connect(config(
+        &server,
+        &bucket,
+        "/root//repo/",
+        GcsCredentials::Anonymous,
+    ))
+    .await
+    .unwrap();
+    use kando::storage::Storage;
+    assert_eq!(&sloppy.get("layout/a").await.unwrap()[..], b"x");
+    let d = storage.describe();
+    assert!(
+        d.contains(&bucket) && d.contains("root/repo") && d.contains(&server.endpoint),
+        "{d}"
+    );
+    assert!(!format!("{storage:?}{d}").contains("PRIVATE KEY"));
+    // One token served the whole suite: cached, not fetched per request.
+    assert_eq!((tokens.granted(), tokens.refused()), (1, 0));
+}
+
+#[test]
+fn core_suite_on_fake_gcs() {
+    let Some(server) = FakeGcs::start_selected() else {
+        return;
+    };
+    let tokens = TokenServer::start(3600);
+    let key = tokens.key_json();
+    let fresh = || GcsBackend::new(&server, &key);
+
+    core::roundtrip_sizes(&fresh());
+    core::roundtrip_large(&fresh(), 100 << 20);
+    core::dedup(&fresh());
+    core::smallest_pipelines(&fresh());
+    core::blueprint_shapes(&fresh());
+    core::delete_by_path_components(&fresh());
+    let b = fresh();
+    core::bad_input_writes_nothing(&b);
+    let root = b.repo_root();
+    assert!(
+        b.object_keys().iter().all(|k| k.starts_with(&root)),
+        "{:?}",
+        b.object_keys()
+    );
+
+    gc::delete_all_leaves_only_config(&fresh());
+    gc::delete_shared_keeps_the_other(&fresh());
+    gc::racing_init_agrees(&fresh());
+    gc::delete_defers_while_in_use(&fresh());
+    gc::killed_pushes_leave_nothing(&fresh(), 10);
+    gc::race_push_delete(&fresh(), 16);
+
+    safety::paused_push_is_fenced(&fresh());
+    safety::paused_gc_spares_a_later_push(&fresh(), "condemn-decided");
+    safety::paused_gc_spares_a_later_push(&fresh(), "finalize-decided");
+    safety::grace_then_reclaim(&fresh());
+    let b = fresh();
+    let packs = format!("{}packs/", b.repo_root());
+    safety::lost_pack_heals(&b, &|| b.delete_under(&packs));
+    assert_eq!(tokens.refused(), 0);
+}
+
+#[test]
+fn encrypted_suite_on_fake_gcs() {
+    common::encrypt_every_run("gcs correct horse battery staple");
+    let Some(server) = FakeGcs::start_selected() else {
+        return;
+    };
+    let tokens = TokenServer::start(3600);
+    let key = tokens.key_json();
+    let fresh = || GcsBackend::new(&server, &key);
+    core::roundtrip_sizes(&fresh());
+    core::dedup(&fresh());
+    core::blueprint_shapes(&fresh());
+    core::bad_input_writes_nothing(&fresh());
+    gc::delete_shared_keeps_the_other(&fresh());
+    gc::race_push_delete(&fresh(), 8);
+    let b = fresh();
+    let marker = b"KANDO-GCS-PLAINTEXT-MARKER";
+    let mut data = common::dump_text(5, 2 << 20);
+    for at in (0..data.len() - marker.len()).step_by(8192) {
+        data[at..at + marker.len()].copy_from_slice(marker);
+    }
+    common::push_id(&b.profile(), "gcs-marker-path/db", &data);
+    for (name, _) in server.list_objects(b.bucket(), "").unwrap() {
+        assert!(!name.contains("gcs-marker-path"), "{name}");
+        let bytes = server.get_object(b.bucket(), &name).unwrap().unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "plaintext in {name}"
+        );
+    }
+}
+
+/// Tokens: one per process while valid; fetched again when within the refresh margin of
+/// expiry (gcp_auth renews 20 s early, so a 10 s token is renewed at every request); a key
+/// the token endpoint refuses is one line and exit 69, with no key material in it.
+#[test]
+fn service_account_tokens_are_cached_refreshed_and_checked() {
+    let Some(server) = FakeGcs::start_selected() else {
+        return;
+    };
+    let data = common::mixed_data(7, 3 << 20, 100_000);
+
+    let long = TokenServer::start(3600);
+    let b = GcsBackend::new(&server, &long.key_json());
+    common::push_id(&b.profile(), "db/dump", &data);
+    assert_eq!(
+        (long.granted(), long.refused()),
+        (1, 0),
+        "one token for a whole push"
+    );
+
+    let short = TokenServer::start(10);
+    let b = GcsBackend::new(&server, &short.key_json());
+    common::push_id(&b.profile(), "db/dump", &data);
+    assert!(
+        short.granted() > 1,
+        "a token about to expire was not renewed: {}",
+        short.granted()
+    );
+    assert_eq!(short.refused(), 0);
+
+    let wrong = short.wrong_key_json();
+    let out = common::kando(
+        &core::push_args(&b.profile_with_key(&wrong), "db/other"),
+        &data,
+    );
+    let msg = common::fails_69(&out);
+    assert!(
+        short.refused() >= 1,
+        "the wrong key was not refused by the token endpoint"
+    );
+    assert!(
+        msg.contains("invalid_grant") || msg.contains("token"),
+        "{msg}"
+    );
+    for secret in ["PRIVATE KEY", "MII", "test-token-"] {
+        assert!(!msg.contains(secret), "{secret} in: {msg}");
+    }
+    // Nothing of the failed push was written.
+    assert!(!b.object_keys().iter().any(|k| k.contains("db/other")));
+}
+
+/// A missing bucket and an unreachable endpoint: exit 69, one line, in bounded time.
+#[test]
+fn gcs_errors_are_one_line() {
+    let Some(server) = FakeGcs::start_selected() else {
+        return;
+    };
+    let tokens = TokenServer::start(3600);
+    let b = GcsBackend::new(&server, &tokens.key_json());
+    let missing = b.profile().replace(b.bucket(), "kando-no-such-bucket");
+    let msg = common::fails_69(&common::kando(&core::push_args(&missing, "x"), b"data"));
+    assert!(
+        msg.contains("bucket kando-no-such-bucket does not exist"),
+        "{msg}"
+    );
+
+    let port = common::free_port();
+    let dead = b
+        .profile()
+        .replace(&server.endpoint, &format!("http://127.0.0.1:{port}"));
+    let msg = common::fails_69(&common::kando(&core::push_args(&dead, "x"), b"data"));
+    assert!(msg.contains("cannot reach the GCS endpoint"), "{msg}");
+}
