@@ -111,7 +111,7 @@ fn a_damaged_index_segment_is_skipped_then_repaired() {
     let name = seg_a.file_name().unwrap().to_string_lossy().into_owned();
     assert!(line.contains(&name) && line.contains("repair"), "{line}");
     // gc refuses to work from a damaged index.
-    fails_69(&kando(&["repo", "gc", "--profile", &p], b""));
+    fails_69(&kando(&gc_args(&p, &[]), b""));
     let out = kando(&["repo", "repair", "--profile", &p], b"");
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("every snapshot (2) can be restored"));

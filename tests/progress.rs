@@ -6,23 +6,15 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use common::{kando_command, random_bytes, Backend, LocalBackend};
+use common::{kando_command, pull_args, push_args, random_bytes, Backend, LocalBackend};
 
 #[test]
 fn progress_lines_go_to_stderr_during_a_push() {
     let b = LocalBackend::new();
+    let p = b.profile();
     let mut child = kando_command()
-        .args([
-            "--progress-interval",
-            "0.05",
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "-",
-        ])
+        .args(["--progress-interval", "0.05"])
+        .args(push_args(&p, "p"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -65,22 +57,14 @@ fn progress_lines_go_to_stderr_during_a_push() {
 #[test]
 fn quiet_silences_progress_but_keeps_the_summary() {
     let b = LocalBackend::new();
+    let p = b.profile();
     let data = random_bytes(3, 64 << 20);
-    let out = common::kando(
-        &[
-            "--quiet",
-            "--progress-interval",
-            "0.05",
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "-",
-        ],
-        &data,
-    );
+    let push = [
+        &["--quiet", "--progress-interval", "0.05"][..],
+        &push_args(&p, "p"),
+    ]
+    .concat();
+    let out = common::kando(&push, &data);
     common::ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("kando: push: "), "{stderr}");
@@ -92,19 +76,7 @@ fn quiet_silences_progress_but_keeps_the_summary() {
         1,
         "{stderr}"
     );
-    let pulled = common::kando(
-        &[
-            "-q",
-            "location",
-            "pull",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "-",
-        ],
-        b"",
-    );
+    let pulled = common::kando(&[&["-q"][..], &pull_args(&p, "p")].concat(), b"");
     common::ok(&pulled);
     assert!(pulled.stdout == data);
     assert!(String::from_utf8_lossy(&pulled.stderr).contains("kando: pulled "));

@@ -88,18 +88,7 @@ fn s3_errors_through_the_binary() {
     };
     let b = S3Backend::new(&server, false);
     let good = b.profile();
-    common::ok(&common::kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &good,
-            "--path",
-            "seed",
-            "-",
-        ],
-        b"seed",
-    ));
+    common::ok(&common::kando(&common::push_args(&good, "seed"), b"seed"));
     let before = b.object_keys();
     // A loopback port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -123,32 +112,9 @@ fn s3_errors_through_the_binary() {
     ];
     for (profile, expect) in &cases {
         for args in [
-            vec![
-                "location",
-                "push",
-                "--profile",
-                profile.as_str(),
-                "--path",
-                "p",
-                "-",
-            ],
-            vec![
-                "location",
-                "pull",
-                "--profile",
-                profile.as_str(),
-                "--path",
-                "seed",
-                "-",
-            ],
-            vec![
-                "location",
-                "delete",
-                "--profile",
-                profile.as_str(),
-                "--path",
-                "seed",
-            ],
+            common::push_args(profile, "p"),
+            common::pull_args(profile, "seed"),
+            common::delete_args(profile, "seed"),
         ] {
             let line = common::fails_69(&common::kando(&args, b"data"));
             assert!(line.contains(expect), "{expect}: {line}");
@@ -238,26 +204,14 @@ fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
     };
     let data = common::random_bytes(95, 1 << 20);
     let sts = b.server().endpoint.clone();
-    common::ok(&run(
-        &sts,
-        &["location", "push", "--profile", &p, "--path", "irsa", "-"],
-        &data,
-    ));
-    let out = run(
-        &sts,
-        &["location", "pull", "--profile", &p, "--path", "irsa", "-"],
-        b"",
-    );
+    common::ok(&run(&sts, &common::push_args(&p, "irsa"), &data));
+    let out = run(&sts, &common::pull_args(&p, "irsa"), b"");
     common::ok(&out);
     assert!(out.stdout == data);
     // With the STS endpoint unreachable there are no credentials: proof the exchange above
     // was what authenticated.
     let dead = format!("http://127.0.0.1:{}", common::free_port());
-    common::fails_69(&run(
-        &dead,
-        &["location", "pull", "--profile", &p, "--path", "irsa", "-"],
-        b"",
-    ));
+    common::fails_69(&run(&dead, &common::pull_args(&p, "irsa"), b""));
 }
 
 /// The randomized interleavings alone on RGW, for long runs:

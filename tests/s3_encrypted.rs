@@ -69,12 +69,8 @@ fn sse_kms_on_rgw() {
     let b = S3Backend::new(&server, false);
     let p = b.profile();
     let data = common::random_bytes(1, 3 << 20);
-    let push = |path: &str, extra: &[&str]| {
-        let mut args = vec!["location", "push", "--profile", &p, "--path", path];
-        args.extend_from_slice(extra);
-        args.push("-");
-        common::kando(&args, &data)
-    };
+    let push =
+        |path: &str, extra: &[&str]| common::kando(&common::push_with(&p, path, extra), &data);
     common::ok(&push("kms", &["--sse-kms-key-id", "testkey-1"]));
     let keys = b.object_keys();
     let pack = keys.iter().find(|k| k.contains("/packs/")).unwrap();
@@ -83,10 +79,7 @@ fn sse_kms_on_rgw() {
         (Some("aws:kms".into()), Some("testkey-1".into()))
     );
     // RGW decrypts on read: the pull is intact.
-    let out = common::kando(
-        &["location", "pull", "--profile", &p, "--path", "kms", "-"],
-        b"",
-    );
+    let out = common::kando(&common::pull_args(&p, "kms"), b"");
     common::ok(&out);
     assert!(out.stdout == data);
     // A key the KMS does not have: exit 69, one line naming it, nothing written.
@@ -126,17 +119,7 @@ fn sse_s3_on_moto() {
     let b = S3Backend::new(&server, false);
     let p = b.profile();
     let out = common::kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &p,
-            "--path",
-            "x",
-            "--sse",
-            "AES256",
-            "-",
-        ],
+        &common::push_with(&p, "x", &["--sse", "AES256"]),
         &common::random_bytes(2, 1 << 20),
     );
     common::ok(&out);

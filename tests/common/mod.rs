@@ -2,6 +2,7 @@
 //! deterministic test data, and Kanister-style output parsing.
 #![allow(dead_code)]
 
+mod args;
 pub mod conformance;
 pub mod faults;
 pub mod gc_scenarios;
@@ -9,6 +10,8 @@ pub mod migration;
 pub mod s3;
 pub mod safety;
 pub mod scenarios;
+
+pub use args::*;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -217,7 +220,7 @@ pub fn snapshot_of(out: &Output, key: &str) -> serde_json::Value {
 
 /// Pushes `data` to `path` and returns the new snapshot's id.
 pub fn push_id(profile: &str, path: &str, data: &[u8]) -> String {
-    let out = kando(&scenarios::push_args(profile, path), data);
+    let out = kando(&push_args(profile, path), data);
     ok(&out);
     snapshot_of(&out, "kandoOutput")["id"]
         .as_str()
@@ -227,18 +230,7 @@ pub fn push_id(profile: &str, path: &str, data: &[u8]) -> String {
 
 /// Pulls snapshot `id` to stdout.
 pub fn pull_id(profile: &str, id: &str) -> Output {
-    kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            profile,
-            "--kopia-snapshot",
-            id,
-            "-",
-        ],
-        b"",
-    )
+    kando(&pull_snapshot_args(profile, id), b"")
 }
 
 /// Deterministic incompressible bytes.

@@ -12,32 +12,6 @@ pub const AVG: usize = 512 * 1024;
 /// Largest chunk.
 pub const MAX: usize = 2 * 1024 * 1024;
 
-/// `kando location push --profile P --path PATH -`.
-pub fn push_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
-    vec![
-        "location",
-        "push",
-        "--profile",
-        profile,
-        "--path",
-        path,
-        "-",
-    ]
-}
-
-/// `kando location pull --profile P --path PATH -`.
-pub fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
-    vec![
-        "location",
-        "pull",
-        "--profile",
-        profile,
-        "--path",
-        path,
-        "-",
-    ]
-}
-
 /// Byte-exact round trips through stdin/stdout for sizes at and around the chunker's
 /// bounds, and through files.
 pub fn roundtrip_sizes(b: &dyn Backend) {
@@ -68,15 +42,7 @@ pub fn roundtrip_sizes(b: &dyn Backend) {
         let id = snap["id"].as_str().unwrap().to_string();
         // By path (newest) and by snapshot id.
         for extra in [vec![], vec!["--kopia-snapshot", id.as_str()]] {
-            let mut args = vec![
-                "location",
-                "pull",
-                "--profile",
-                &profile,
-                "--path",
-                &path,
-                "-",
-            ];
+            let mut args = pull_args(&profile, &path);
             args.extend(extra.iter());
             let out = kando(&args, b"");
             ok(&out);
@@ -383,10 +349,7 @@ pub fn delete_by_path_components(b: &dyn Backend) {
     for p in ["a/b", "a/b/c", "a/bc", "a"] {
         ok(&kando(&push_args(&profile, p), p.as_bytes()));
     }
-    ok(&kando(
-        &["location", "delete", "--profile", &profile, "--path", "a/b"],
-        b"",
-    ));
+    ok(&kando(&delete_args(&profile, "a/b"), b""));
     let list = kando(&["repo", "list", "--profile", &profile], b"");
     ok(&list);
     let listed = String::from_utf8_lossy(&list.stdout);
@@ -397,17 +360,7 @@ pub fn delete_by_path_components(b: &dyn Backend) {
     assert_eq!(paths.len(), 2, "{listed}");
     assert!(paths.contains(&"a/bc") && paths.contains(&"a"), "{listed}");
     // A path with no snapshots deletes nothing and succeeds (retire actions rerun).
-    ok(&kando(
-        &[
-            "location",
-            "delete",
-            "--profile",
-            &profile,
-            "--path",
-            "nothing/here",
-        ],
-        b"",
-    ));
+    ok(&kando(&delete_args(&profile, "nothing/here"), b""));
 }
 
 /// Failed commands write nothing to the location.
@@ -418,67 +371,14 @@ pub fn bad_input_writes_nothing(b: &dyn Backend) {
     let before = b.object_keys();
     let unknown = "0123456789abcdef0123456789abcdef";
     for (args, stdin) in [
+        (pull_snapshot_args(&profile, unknown), ""),
+        (pull_args(&profile, "never/pushed"), ""),
+        (delete_snapshot_args(&profile, unknown), ""),
         (
-            vec![
-                "location",
-                "pull",
-                "--profile",
-                &profile,
-                "--kopia-snapshot",
-                unknown,
-                "-",
-            ],
-            "",
-        ),
-        (
-            vec![
-                "location",
-                "pull",
-                "--profile",
-                &profile,
-                "--path",
-                "never/pushed",
-                "-",
-            ],
-            "",
-        ),
-        (
-            vec![
-                "location",
-                "delete",
-                "--profile",
-                &profile,
-                "--kopia-snapshot",
-                unknown,
-            ],
-            "",
-        ),
-        (
-            vec![
-                "location",
-                "push",
-                "--profile",
-                &profile,
-                "--path",
-                "x",
-                "--output-name",
-                "bad-key",
-                "-",
-            ],
+            push_with(&profile, "x", &["--output-name", "bad-key"]),
             "data",
         ),
-        (
-            vec![
-                "location",
-                "push",
-                "--profile",
-                &profile,
-                "--path",
-                "../escape",
-                "-",
-            ],
-            "data",
-        ),
+        (push_args(&profile, "../escape"), "data"),
         (
             vec![
                 "location",
