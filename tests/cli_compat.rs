@@ -1,7 +1,7 @@
 //! The command-line contract with upstream kando: exit codes, messages, output artifacts,
 //! argument shapes.
 
-mod common;
+pub mod common;
 
 use common::{
     bash, delete_args, fails_69, kando, ok, phase_outputs, pull_args, pull_snapshot_args,

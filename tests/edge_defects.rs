@@ -1,7 +1,7 @@
 //! Edge cases found by review, one section per defect; every test here failed before
 //! its fix.
 
-mod common;
+pub mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -275,13 +275,7 @@ fn signals_during_push_commit_nothing() {
         (libc::SIGINT, "SIGINT"),
         (libc::SIGHUP, "SIGHUP"),
     ] {
-        let mut child = kando_command()
-            .args(push_args(&profile, "p"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_kando(&push_args(&profile, "p"));
         let mut stdin = child.stdin.take().unwrap();
         // More than the pipe holds (1 MiB): once written, kando is reading its input.
         stdin

@@ -2,17 +2,19 @@
 //! with a password, then what encryption itself must show (issue 7): no plaintext in any
 //! object, keyed chunk ids, wrong/missing passwords and tampering refused with exit 69.
 
-mod common;
+pub mod common;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use common::{
-    delete_args, files_under, gc_args, gc_scenarios as gc, pull_args, push_args, scenarios,
-    Backend, LocalBackend,
-};
+use common::{delete_args, files_under, gc_args, pull_args, push_args, Backend, LocalBackend};
+use gc_scenarios as gc;
 use kando::repo::crypto::Password;
 use kando::repo::ids::Id;
 use kando::repo::Repository;

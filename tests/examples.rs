@@ -12,7 +12,7 @@
 //! both restored byte for byte, the first deleted (its restore then fails with exit 69 and
 //! the second still restores), the second deleted.
 
-mod common;
+pub mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

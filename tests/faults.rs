@@ -9,15 +9,22 @@
 //! and `repo verify --read-data` passes. Each case also checks that the proxy really
 //! injected the faults it was asked for. See docs/FAULTS.md.
 
-mod common;
+pub mod common;
+#[path = "common/faults.rs"]
+pub mod faults;
+#[path = "common/s3.rs"]
+pub mod s3;
+#[path = "common/s3_backend.rs"]
+pub mod s3_backend;
 
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use common::faults::{kando_env, FaultProxy};
-use common::s3::{start_selected, S3Backend, S3Server};
 use common::{fails_69, mixed_data, snapshot_of, Backend};
+use faults::{kando_env, FaultProxy};
+use s3::{start_selected, S3Server};
+use s3_backend::S3Backend;
 
 /// Longest any one kando run may take, faults and retries included; longer is a hang.
 const LIMIT: Duration = Duration::from_secs(150);

@@ -1,10 +1,12 @@
 //! gc safety on the local-directory backend (issue 13): the three loss scenarios, the
 //! grace period, randomized interleavings, read-only repositories, repair.
 
-mod common;
+pub mod common;
+#[path = "common/safety.rs"]
+pub mod safety;
 
-use common::safety as s;
 use common::{Backend, LocalBackend};
+use safety as s;
 
 #[test]
 fn paused_push_is_fenced() {

@@ -1,7 +1,7 @@
 //! Integrity and hostile input (issue 6): failed producers, corrupted or missing objects,
 //! hostile profiles, paths and snapshot arguments, read-only and full filesystems.
 
-mod common;
+pub mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

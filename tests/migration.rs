@@ -1,10 +1,12 @@
 //! Switching from upstream kando on the local backend (issue 14): plain objects, every
 //! upstream flag form, colour-free logs.
 
-mod common;
+pub mod common;
+#[path = "common/migration.rs"]
+pub mod migration;
 
-use common::migration::{self as m, PlainClient};
 use common::*;
+use migration::{self as m, PlainClient};
 
 fn plain_client(b: &LocalBackend) -> (impl Fn(&str, &[u8]) + '_, impl Fn() -> Vec<String> + '_) {
     let root = b.dir().join("team/pre");

@@ -1,25 +1,18 @@
 //! Progress output: periodic lines on stderr when it is not a terminal, never on stdout,
 //! a summary at the end, silence with --quiet.
 
-mod common;
+pub mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 
-use common::{kando_command, pull_args, push_args, random_bytes, Backend, LocalBackend};
+use common::{pull_args, push_args, random_bytes, spawn_kando, Backend, LocalBackend};
 
 #[test]
 fn progress_lines_go_to_stderr_during_a_push() {
     let b = LocalBackend::new();
     let p = b.profile();
-    let mut child = kando_command()
-        .args(["--progress-interval", "0.05"])
-        .args(push_args(&p, "p"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        spawn_kando(&[&["--progress-interval", "0.05"][..], &push_args(&p, "p")].concat());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(1, 4 << 20)).unwrap();
     // The push is now waiting for more input; its progress line must arrive meanwhile.

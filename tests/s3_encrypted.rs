@@ -1,10 +1,21 @@
 //! Encrypted repositories on a real S3 server (Ceph RGW), and S3 server-side encryption
 //! (`--sse`): SSE-KMS on RGW with its built-in testing KMS, SSE-S3 on moto.
 
-mod common;
+pub mod common;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
+#[path = "common/s3.rs"]
+pub mod s3;
+#[path = "common/s3_backend.rs"]
+pub mod s3_backend;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
-use common::s3::{start_selected, S3Backend};
-use common::{gc_scenarios as gc, scenarios as core, Backend};
+use common::Backend;
+use gc_scenarios as gc;
+use s3::start_selected;
+use s3_backend::S3Backend;
+use scenarios as core;
 
 const PASSWORD: &str = "s3 correct horse battery staple";
 

@@ -5,21 +5,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use super::*;
-use super::{pull_id, push_id as push};
-
-/// The repository's objects, less the gc journal's newest records (a few hundred bytes of
-/// state that always remains).
-pub fn repo_objects(b: &dyn Backend) -> Vec<String> {
-    let mut keys: Vec<String> = b
-        .object_keys()
-        .into_iter()
-        .map(|k| k.rsplit("kando-repo/").next().unwrap().to_string())
-        .filter(|k| !k.starts_with("journal/"))
-        .collect();
-    keys.sort();
-    keys
-}
+use crate::common::*;
+use crate::common::{pull_id, push_id as push};
 
 /// Five streams pushed and deleted: gc leaves the config and nothing else.
 pub fn delete_all_leaves_only_config(b: &dyn Backend) {
@@ -209,13 +196,7 @@ pub fn delete_defers_while_in_use(b: &dyn Backend) {
     let p = b.profile();
     push(&p, "defer/a", &random_bytes(5, 2 << 20));
     // A push that waits on its stdin holds a session.
-    let mut child = kando_command()
-        .args(push_args(&p, "defer/b"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_kando(&push_args(&p, "defer/b"));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(6, 3 << 20)).unwrap();
     // Its session exists once it has read input (announced before reading).

@@ -2,7 +2,9 @@
 //! `join(prefix, path)` restore, list, import and delete; for any [`Backend`] with a way to
 //! write such objects as a plain client would.
 
-use super::*;
+use std::process::Output;
+
+use crate::common::*;
 
 /// How a test writes and sees objects at the location, as upstream kando (not kando's
 /// repository) would: keys relative to the location's prefix.

@@ -7,8 +7,7 @@ use std::io::Write;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::gc_scenarios::repo_objects;
-use super::*;
+use crate::common::*;
 
 /// Sends `sig` to process `pid`.
 pub fn signal(pid: u32, sig: i32) {
@@ -70,13 +69,7 @@ pub fn final_gc_and_verify(p: &str) {
 }
 
 fn spawn_push(p: &str, path: &str) -> Child {
-    kando_command()
-        .args(push_args(p, path))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_kando(&push_args(p, path))
 }
 
 /// Loss scenario 2: a push frozen (SIGSTOP) past the stale time while gc deletes what it

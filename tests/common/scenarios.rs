@@ -1,9 +1,10 @@
 //! The core scenarios, each a function of a [`Backend`], so one suite runs against the
 //! local directory and against every S3 server.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::process::{Output, Stdio};
 
-use super::*;
+use crate::common::*;
 
 /// Chunker sizes of a new repository (ChunkerParams::default).
 pub const MIN: usize = 128 * 1024;
@@ -367,7 +368,7 @@ pub fn delete_by_path_components(b: &dyn Backend) {
 pub fn bad_input_writes_nothing(b: &dyn Backend) {
     let profile = b.profile();
     // Give the location a repository first, so "nothing written" is checked against one.
-    super::push_id(&profile, "seed", b"seed");
+    push_id(&profile, "seed", b"seed");
     let before = b.object_keys();
     let unknown = "0123456789abcdef0123456789abcdef";
     for (args, stdin) in [
@@ -401,4 +402,30 @@ pub fn bad_input_writes_nothing(b: &dyn Backend) {
         "a failed command wrote to {}",
         b.name()
     );
+}
+
+/// Streams `kando location pull … -` and returns (bytes, BLAKE3) of its stdout, without
+/// holding the whole stream in memory.
+pub fn pull_digest(args: &[&str]) -> (Output, u64, blake3::Hash) {
+    let mut child = kando_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut h = blake3::Hasher::new();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = stdout.read(&mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let out = child.wait_with_output().unwrap();
+    (out, n, h.finalize())
 }
