@@ -1,9 +1,12 @@
 //! The command-line contract with upstream kando: exit codes, messages, output artifacts,
 //! argument shapes.
 
-mod common;
+pub mod common;
 
-use common::{bash, fails_69, kando, ok, phase_outputs, Backend, LocalBackend};
+use common::{
+    bash, delete_args, fails_69, kando, ok, phase_outputs, pull_args, pull_snapshot_args,
+    push_args, Backend, LocalBackend,
+};
 
 #[test]
 fn output_prints_one_go_encoded_line() {
@@ -48,19 +51,11 @@ fn wrong_argument_counts_fail_with_usage() {
 #[test]
 fn delete_ignores_extra_arguments() {
     let b = LocalBackend::new();
-    ok(&kando(
-        &[
-            "location",
-            "delete",
-            "extra",
-            "args",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-        ],
-        b"",
-    ));
+    let p = b.profile();
+    // The extra arguments right after the subcommand.
+    let mut args = delete_args(&p, "p");
+    args.splice(2..2, ["extra", "args"]);
+    ok(&kando(&args, b""));
 }
 
 #[test]
@@ -128,49 +123,13 @@ fn profile_errors() {
 fn unknown_snapshot_id_fails() {
     let b = LocalBackend::new();
     let p = b.profile();
-    ok(&kando(
-        &["location", "push", "--profile", &p, "--path", "x", "-"],
-        b"hello",
-    ));
+    ok(&kando(&push_args(&p, "x"), b"hello"));
     let id = "0123456789abcdef0123456789abcdef";
-    let line = fails_69(&kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &p,
-            "--kopia-snapshot",
-            id,
-            "-",
-        ],
-        b"",
-    ));
+    let line = fails_69(&kando(&pull_snapshot_args(&p, id), b""));
     assert!(line.contains(id) && line.contains("not found"), "{line}");
     let json = format!(r#"{{"id":"{id}","logicalSize":5,"physicalSize":0}}"#);
-    fails_69(&kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &p,
-            "--kopia-snapshot",
-            &json,
-            "-",
-        ],
-        b"",
-    ));
-    let line = fails_69(&kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &p,
-            "--kopia-snapshot",
-            "{oops",
-            "-",
-        ],
-        b"",
-    ));
+    fails_69(&kando(&pull_snapshot_args(&p, &json), b""));
+    let line = fails_69(&kando(&pull_snapshot_args(&p, "{oops"), b""));
     assert!(line.contains("kopia-snapshot"), "{line}");
 }
 
@@ -207,18 +166,7 @@ sys.exit(os.waitstatus_to_exitcode(status))' kando location push --profile "$P" 
 fn closed_stdout_is_an_error_not_a_panic() {
     let b = LocalBackend::new();
     let data = common::mixed_data(3, 8 << 20, 1 << 20);
-    ok(&kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "x",
-            "-",
-        ],
-        &data,
-    ));
+    ok(&kando(&push_args(&b.profile(), "x"), &data));
     let out = bash(
         r#"set +o errexit; kando location pull --profile "$P" --path x - | head -c 10 > /dev/null; echo "status=${PIPESTATUS[0]}" >&2"#,
         &[("P", &b.profile())],
@@ -246,38 +194,16 @@ fn version_has_upstream_shape() {
 #[test]
 fn stdout_carries_only_data_and_phase_output() {
     let b = LocalBackend::new();
+    let p = b.profile();
     let out = kando(
-        &[
-            "-v",
-            "debug",
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "x",
-            "-",
-        ],
+        &[&["-v", "debug"][..], &push_args(&p, "x")].concat(),
         b"abc",
     );
     ok(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1);
     assert!(stdout.starts_with("###Phase-output###: "), "{stdout}");
-    let out = kando(
-        &[
-            "-v",
-            "debug",
-            "location",
-            "pull",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "x",
-            "-",
-        ],
-        b"",
-    );
+    let out = kando(&[&["-v", "debug"][..], &pull_args(&p, "x")].concat(), b"");
     ok(&out);
     assert_eq!(out.stdout, b"abc");
 }

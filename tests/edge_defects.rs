@@ -1,7 +1,7 @@
 //! Edge cases found by review, one section per defect; every test here failed before
 //! its fix.
 
-mod common;
+pub mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::scenarios::push_args;
-use common::{fails_69, kando, kando_bin, kando_command, ok, push_id, Backend, LocalBackend};
+use common::{
+    delete_args, fails_69, kando, kando_bin, kando_command, ok, pull_args, pull_to_args, pull_with,
+    push_args, push_command_args, push_id, push_with, Backend, LocalBackend,
+};
 
 /// The repository directory of a [`LocalBackend`] (its profile's prefix, default repo dir).
 fn repo_dir(b: &LocalBackend) -> PathBuf {
@@ -19,18 +21,7 @@ fn repo_dir(b: &LocalBackend) -> PathBuf {
 
 /// `kando location pull --profile P --path PATH TARGET`.
 fn pull_to(profile: &str, path: &str, target: &Path) -> Output {
-    kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            profile,
-            "--path",
-            path,
-            target.to_str().unwrap(),
-        ],
-        b"",
-    )
+    kando(&pull_to_args(profile, path, target.to_str().unwrap()), b"")
 }
 
 /// The snapshots `repo list` shows (one line each).
@@ -258,15 +249,7 @@ fn sigterm_during_pull_to_a_file_removes_the_partial_output() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("restored");
     let mut child = kando_command()
-        .args([
-            "location",
-            "pull",
-            "--profile",
-            &profile,
-            "--path",
-            "big",
-            target.to_str().unwrap(),
-        ])
+        .args(pull_to_args(&profile, "big", target.to_str().unwrap()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -292,13 +275,7 @@ fn signals_during_push_commit_nothing() {
         (libc::SIGINT, "SIGINT"),
         (libc::SIGHUP, "SIGHUP"),
     ] {
-        let mut child = kando_command()
-            .args(push_args(&profile, "p"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_kando(&push_args(&profile, "p"));
         let mut stdin = child.stdin.take().unwrap();
         // More than the pipe holds (1 MiB): once written, kando is reading its input.
         stdin
@@ -335,18 +312,7 @@ fn pull_to_a_closed_stdout_fails() {
     let b = LocalBackend::new();
     let profile = b.profile();
     push_id(&profile, "p", &common::random_bytes(6, 1 << 20));
-    let out = with_stdout_closed(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &profile,
-            "--path",
-            "p",
-            "-",
-        ],
-        b"",
-    );
+    let out = with_stdout_closed(&pull_args(&profile, "p"), b"");
     let line = fails_69(&out);
     assert!(line.contains("standard output is closed"), "{line}");
 }
@@ -371,18 +337,9 @@ fn out_of_range_numbers_fail_cleanly() {
     let profile = b.profile();
     let s3 = r#"{"Location":{"type":"s3Compliant","bucket":"b","endpoint":"http://127.0.0.1:1","region":"us-east-1"},"Credential":{"Type":"keyPair","KeyPair":{"ID":"a","Secret":"s"}}}"#;
     let huge = "18446744073709551615";
-    let push = |extra: &[&str]| {
-        let mut v = vec!["location", "push", "--profile", &profile, "--path", "p"];
-        v.extend_from_slice(extra);
-        v.push("-");
-        v.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    let pull = |extra: &[&str]| {
-        let mut v = vec!["location", "pull", "--profile", &profile, "--path", "p"];
-        v.extend_from_slice(extra);
-        v.push("-");
-        v.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
+    let owned = |args: Vec<&str>| args.into_iter().map(str::to_string).collect::<Vec<_>>();
+    let push = |extra: &[&str]| owned(push_with(&profile, "p", extra));
+    let pull = |extra: &[&str]| owned(pull_with(&profile, "p", extra));
     type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>);
     let cases: Vec<Case> = vec![
         (push(&[]), vec![("KANDO_LOCK_WAIT", huge)]),
@@ -409,27 +366,11 @@ fn out_of_range_numbers_fail_cleanly() {
         (pull(&["--reads", "100000"]), vec![]),
         (pull(&["--reads", huge]), vec![]),
         (
-            vec![
-                "location".into(),
-                "push".into(),
-                "--profile".into(),
-                s3.into(),
-                "--path".into(),
-                "p".into(),
-                "-".into(),
-            ],
+            owned(push_args(s3, "p")),
             vec![("KANDO_S3_REQUEST_TIMEOUT", "nan")],
         ),
         (
-            vec![
-                "location".into(),
-                "push".into(),
-                "--profile".into(),
-                s3.into(),
-                "--path".into(),
-                "p".into(),
-                "-".into(),
-            ],
+            owned(push_args(s3, "p")),
             vec![("KANDO_S3_REQUEST_TIMEOUT", "0")],
         ),
     ];
@@ -457,14 +398,10 @@ fn out_of_range_numbers_fail_cleanly() {
     }
     // Nothing was pushed by any of them; the limits themselves are accepted.
     assert!(b.object_keys().is_empty(), "{:?}", b.object_keys());
-    ok(&kando(
+    let limits = push_with(
+        &profile,
+        "p",
         &[
-            "location",
-            "push",
-            "--profile",
-            &profile,
-            "--path",
-            "p",
             "--progress-interval",
             "0.05",
             "--lock-wait",
@@ -475,10 +412,9 @@ fn out_of_range_numbers_fail_cleanly() {
             "64",
             "--jobs",
             "1",
-            "-",
         ],
-        b"data",
-    ));
+    );
+    ok(&kando(&limits, b"data"));
 }
 
 // ---- 6. Password files that never end. ----
@@ -486,18 +422,9 @@ fn out_of_range_numbers_fail_cleanly() {
 #[test]
 fn password_file_dev_zero_is_refused() {
     let b = LocalBackend::new();
+    let p = b.profile();
     let out = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "--password-file",
-            "/dev/zero",
-            "-",
-        ],
+        &push_with(&p, "p", &["--password-file", "/dev/zero"]),
         b"data",
     );
     let line = fails_69(&out);
@@ -513,19 +440,7 @@ fn empty_from_command_commits_nothing() {
     let profile = b.profile();
     ok(&kando(&["repo", "init", "--profile", &profile], b""));
     for cmd in ["", "   ", "\t\n"] {
-        let out = kando(
-            &[
-                "location",
-                "push",
-                "--profile",
-                &profile,
-                "--path",
-                "p",
-                "--from-command",
-                cmd,
-            ],
-            b"",
-        );
+        let out = kando(&push_command_args(&profile, "p", cmd), b"");
         let line = fails_69(&out);
         assert!(line.contains("from-command"), "{line}");
     }
@@ -557,15 +472,7 @@ fn damaged_config_key_slot_is_reported_as_damage() {
         .as_str()
         .unwrap()
         .to_string();
-    let pull = [
-        "location",
-        "pull",
-        "--profile",
-        &profile,
-        "--path",
-        "p",
-        "-",
-    ];
+    let pull = pull_args(&profile, "p");
     let damage = |field: &str, value: String| {
         let mut c = config.clone();
         c["encryption"][field] = serde_json::Value::String(value);
@@ -603,10 +510,7 @@ fn delete_leaves_no_empty_ref_directories() {
     let profile = b.profile();
     push_id(&profile, "a/b/c", b"abc");
     push_id(&profile, "keep/me", b"keep");
-    ok(&kando(
-        &["location", "delete", "--profile", &profile, "--path", "a"],
-        b"",
-    ));
+    ok(&kando(&delete_args(&profile, "a"), b""));
     let refs = repo_dir(&b).join("refs");
     let mut dirs = Vec::new();
     let mut stack = vec![refs.clone()];
@@ -625,17 +529,7 @@ fn delete_leaves_no_empty_ref_directories() {
         "left behind"
     );
     assert_eq!(listed(&profile).len(), 1);
-    ok(&kando(
-        &[
-            "location",
-            "delete",
-            "--profile",
-            &profile,
-            "--path",
-            "keep",
-        ],
-        b"",
-    ));
+    ok(&kando(&delete_args(&profile, "keep"), b""));
     assert!(!refs.exists() || entries(&refs).is_empty());
     // The repository itself stays, and takes new pushes under the pruned paths.
     assert!(repo_dir(&b).join("config").is_file());

@@ -2,15 +2,19 @@
 //! with a password, then what encryption itself must show (issue 7): no plaintext in any
 //! object, keyed chunk ids, wrong/missing passwords and tampering refused with exit 69.
 
-mod common;
+pub mod common;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use common::scenarios::{pull_args, push_args};
-use common::{files_under, gc_scenarios as gc, scenarios, Backend, LocalBackend};
+use common::{delete_args, files_under, gc_args, pull_args, push_args, Backend, LocalBackend};
+use gc_scenarios as gc;
 use kando::repo::crypto::Password;
 use kando::repo::ids::Id;
 use kando::repo::Repository;
@@ -278,8 +282,8 @@ fn wrong_or_missing_password_writes_nothing_and_exits_69() {
     for args in [
         push_args(&p, "db"),
         push_args(&p, "new/path"),
-        vec!["location", "delete", "--profile", &p, "--path", "db"],
-        vec!["repo", "gc", "--profile", &p],
+        delete_args(&p, "db"),
+        gc_args(&p, &[]),
         vec!["repo", "verify", "--profile", &p],
         vec!["repo", "list", "--profile", &p],
     ] {

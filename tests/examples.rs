@@ -1,7 +1,6 @@
 //! The Kanister blueprints in `examples/` run end to end against a local repository.
 //!
-//! Each blueprint's YAML is read with a small parser for the YAML subset blueprints use
-//! (block mappings and sequences, quoted and plain scalars, `|` blocks; cross-checked
+//! Each blueprint's YAML is read with yaml-rust2 into a tree of strings (cross-checked
 //! against PyYAML when python3 has it). Every KubeTask phase must run
 //! `bash -o errexit -o pipefail -c <script>`; the script's Go templates are rendered the
 //! way Kanister would (`{{ toJson .Profile }}` becomes the local profile, `.Phases.X.Output`
@@ -13,7 +12,7 @@
 //! both restored byte for byte, the first deleted (its restore then fails with exit 69 and
 //! the second still restores), the second deleted.
 
-mod common;
+pub mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +21,7 @@ use std::process::{Command, Output};
 use common::{bash, fails_69, ok, phase_outputs, Backend, LocalBackend};
 
 // ---------------------------------------------------------------------------------------
-// A YAML subset: enough for Kanister blueprints, strict about everything else.
+// The blueprints' YAML, as a tree of strings.
 
 #[derive(Debug, Clone, PartialEq)]
 enum Yaml {
@@ -96,208 +95,32 @@ impl Yaml {
     }
 }
 
-struct Parser<'a> {
-    lines: Vec<&'a str>,
-    i: usize,
-}
-
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-fn is_seq_item(text: &str) -> bool {
-    text == "-" || text.starts_with("- ")
-}
-
-/// `key: value` or `key:` → (key, value text).
-fn split_key(text: &str) -> Option<(&str, &str)> {
-    if text.starts_with(['\'', '"', '{', '[']) {
-        return None;
-    }
-    let (key, rest) = match text.find(": ") {
-        Some(i) => (&text[..i], &text[i + 2..]),
-        None => (text.strip_suffix(':')?, ""),
-    };
-    (!key.is_empty() && !key.contains(' ')).then_some((key, rest))
-}
-
+/// Reads a blueprint with yaml-rust2 into the tree the test walks: mappings in file order,
+/// `null` and `~` as [`Yaml::Null`], every other scalar as the string PyYAML's `str()` gives
+/// it (booleans as `true`/`false`).
 #[track_caller]
-fn scalar(raw: &str) -> Yaml {
-    let raw = raw.trim();
-    if let Some(inner) = raw.strip_prefix('\'') {
-        let inner = inner
-            .strip_suffix('\'')
-            .unwrap_or_else(|| panic!("unterminated single-quoted scalar: {raw}"));
-        return Yaml::Str(inner.replace("''", "'"));
-    }
-    if let Some(inner) = raw.strip_prefix('"') {
-        let inner = inner
-            .strip_suffix('"')
-            .unwrap_or_else(|| panic!("unterminated double-quoted scalar: {raw}"));
-        let mut out = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some(c @ ('"' | '\\' | '/')) => out.push(c),
-                other => panic!("unsupported escape \\{other:?} in {raw}"),
-            }
-        }
-        return Yaml::Str(out);
-    }
-    let plain = match raw.find(" #") {
-        Some(i) => raw[..i].trim_end(),
-        None => raw,
-    };
-    assert!(
-        !plain.starts_with(['{', '[', '&', '*', '!', '|', '>', '@', '`', '%']),
-        "unsupported plain scalar (quote it): {raw}"
-    );
-    if plain == "~" || plain == "null" {
-        return Yaml::Null;
-    }
-    Yaml::Str(plain.to_string())
+fn load(text: &str) -> Yaml {
+    let docs = yaml_rust2::YamlLoader::load_from_str(text)
+        .unwrap_or_else(|e| panic!("not valid YAML: {e}"));
+    assert_eq!(docs.len(), 1, "one YAML document");
+    tree(&docs[0])
 }
 
-impl<'a> Parser<'a> {
-    #[track_caller]
-    fn parse(text: &'a str) -> Yaml {
-        assert!(!text.contains('\t'), "tabs in YAML");
-        let mut p = Parser {
-            lines: text.lines().collect(),
-            i: 0,
-        };
-        let doc = p.node(0);
-        assert!(
-            p.peek().is_none(),
-            "unparsed YAML from line {}: {:?}",
-            p.i + 1,
-            p.lines[p.i]
-        );
-        doc
-    }
-
-    /// The next significant line: (indent, text without the indent).
-    fn peek(&mut self) -> Option<(usize, &'a str)> {
-        while let Some(l) = self.lines.get(self.i) {
-            let t = l.trim();
-            if t.is_empty() || t.starts_with('#') || t == "---" {
-                self.i += 1;
-            } else {
-                return Some((indent_of(l), l.trim_start()));
-            }
-        }
-        None
-    }
-
-    fn node(&mut self, indent: usize) -> Yaml {
-        match self.peek() {
-            Some((ind, t)) if ind == indent && is_seq_item(t) => self.seq(indent),
-            Some((ind, _)) if ind == indent => self.map(indent, None),
-            _ => Yaml::Null,
-        }
-    }
-
-    /// A mapping at `indent`; `first` is the text of an entry already consumed (the
-    /// `key: v` after a sequence item's dash).
-    fn map(&mut self, indent: usize, mut first: Option<&'a str>) -> Yaml {
-        let mut entries: Vec<(String, Yaml)> = Vec::new();
-        loop {
-            let text = match first.take() {
-                Some(t) => t,
-                None => match self.peek() {
-                    Some((ind, t)) if ind == indent && !is_seq_item(t) => {
-                        self.i += 1;
-                        t
-                    }
-                    Some((ind, t)) if ind > indent => {
-                        panic!("bad indentation at line {}: {t:?}", self.i + 1)
-                    }
-                    _ => break,
-                },
-            };
-            let (key, rest) = split_key(text)
-                .unwrap_or_else(|| panic!("expected `key:` at line {}: {text:?}", self.i));
-            assert!(
-                entries.iter().all(|(k, _)| k != key),
-                "duplicate key {key:?} at line {}",
-                self.i
-            );
-            let value = self.value(indent, rest, true);
-            entries.push((key.to_string(), value));
-        }
-        Yaml::Map(entries)
-    }
-
-    fn seq(&mut self, indent: usize) -> Yaml {
-        let mut items = Vec::new();
-        while let Some((ind, t)) = self.peek() {
-            if ind != indent || !is_seq_item(t) {
-                break;
-            }
-            self.i += 1;
-            let content = t[1..].trim_start();
-            let item = if content.is_empty() || content.starts_with('|') {
-                self.value(indent, content, false)
-            } else if split_key(content).is_some() {
-                self.map(indent + (t.len() - content.len()), Some(content))
-            } else {
-                scalar(content)
-            };
-            items.push(item);
-        }
-        Yaml::Seq(items)
-    }
-
-    /// The value after `key:` or `-` on a line at `indent`.
-    fn value(&mut self, indent: usize, rest: &str, in_map: bool) -> Yaml {
-        let rest = rest.trim();
-        match rest {
-            "|" => return self.block(indent, false),
-            "|-" => return self.block(indent, true),
-            "" => {}
-            _ => return scalar(rest),
-        }
-        match self.peek() {
-            Some((ind, _)) if ind > indent => self.node(ind),
-            // `key:` followed by `- item` at the key's own indentation.
-            Some((ind, t)) if in_map && ind == indent && is_seq_item(t) => self.seq(indent),
-            _ => Yaml::Null,
-        }
-    }
-
-    /// A literal block scalar under a line at `parent` indentation.
-    fn block(&mut self, parent: usize, strip: bool) -> Yaml {
-        let mut out: Vec<&str> = Vec::new();
-        let mut content_indent = None;
-        while let Some(l) = self.lines.get(self.i) {
-            if l.trim().is_empty() {
-                out.push("");
-                self.i += 1;
-                continue;
-            }
-            let ind = indent_of(l);
-            if ind <= parent {
-                break;
-            }
-            let c = *content_indent.get_or_insert(ind);
-            assert!(ind >= c, "block scalar dedents at line {}", self.i + 1);
-            out.push(&l[c..]);
-            self.i += 1;
-        }
-        while out.last() == Some(&"") {
-            out.pop();
-        }
-        let mut s = out.join("\n");
-        if !strip && !out.is_empty() {
-            s.push('\n');
-        }
-        Yaml::Str(s)
+fn tree(y: &yaml_rust2::Yaml) -> Yaml {
+    use yaml_rust2::Yaml as Y;
+    match y {
+        Y::Null => Yaml::Null,
+        Y::String(s) | Y::Real(s) => Yaml::Str(s.clone()),
+        Y::Integer(i) => Yaml::Str(i.to_string()),
+        Y::Boolean(b) => Yaml::Str(b.to_string()),
+        Y::Array(items) => Yaml::Seq(items.iter().map(tree).collect()),
+        Y::Hash(entries) => Yaml::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (tree(k).str().to_string(), tree(v)))
+                .collect(),
+        ),
+        Y::Alias(_) | Y::BadValue => panic!("unsupported YAML node: {y:?}"),
     }
 }
 
@@ -446,7 +269,7 @@ fn write_tools(dir: &Path) {
 impl Example {
     fn load(file: &str) -> Example {
         let text = std::fs::read_to_string(examples_dir().join(file)).unwrap();
-        let blueprint = Parser::parse(&text);
+        let blueprint = load(&text);
         assert_eq!(blueprint.at("apiVersion").str(), "cr.kanister.io/v1alpha1");
         assert_eq!(blueprint.at("kind").str(), "Blueprint");
         let actions: Vec<&str> = blueprint
@@ -691,7 +514,7 @@ fn every_example_is_tested() {
     );
 }
 
-/// The small parser reads the examples exactly as PyYAML does (skipped without PyYAML).
+/// The examples read exactly as PyYAML reads them (skipped without PyYAML).
 #[test]
 fn parser_agrees_with_pyyaml() {
     let probe = Command::new("python3").args(["-c", "import yaml"]).output();
@@ -723,7 +546,7 @@ print(json.dumps(s(yaml.safe_load(open(sys.argv[1])))))
             .unwrap();
         ok(&out);
         let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let ours = Parser::parse(&std::fs::read_to_string(&path).unwrap()).to_json();
+        let ours = load(&std::fs::read_to_string(&path).unwrap()).to_json();
         assert_eq!(ours, theirs, "{file}");
     }
 }

@@ -9,15 +9,22 @@
 //! and `repo verify --read-data` passes. Each case also checks that the proxy really
 //! injected the faults it was asked for. See docs/FAULTS.md.
 
-mod common;
+pub mod common;
+#[path = "common/faults.rs"]
+pub mod faults;
+#[path = "common/s3.rs"]
+pub mod s3;
+#[path = "common/s3_backend.rs"]
+pub mod s3_backend;
 
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use common::faults::{kando_env, FaultProxy};
-use common::s3::{start_selected, S3Backend, S3Server};
 use common::{fails_69, mixed_data, snapshot_of, Backend};
+use faults::{kando_env, FaultProxy};
+use s3::{start_selected, S3Server};
+use s3_backend::S3Backend;
 
 /// Longest any one kando run may take, faults and retries included; longer is a hang.
 const LIMIT: Duration = Duration::from_secs(150);
@@ -151,15 +158,7 @@ impl<'a> Run<'a> {
     /// Pulls `id` without faults and compares it with `want`.
     #[track_caller]
     fn pull_direct_exact(&self, id: &str, want: &[u8], what: &str) {
-        let out = self.direct_ok(&[
-            "location",
-            "pull",
-            "--profile",
-            &self.direct(),
-            "--kopia-snapshot",
-            id,
-            "-",
-        ]);
+        let out = self.direct_ok(&common::pull_snapshot_args(&self.direct(), id));
         same_bytes(&out.stdout, want, &format!("{}: {what}", self.label));
     }
 
@@ -178,16 +177,7 @@ impl<'a> Run<'a> {
     /// before the failure, if any).
     fn push(&mut self, path: &str, data: &[u8]) -> Option<String> {
         let profile = self.faulty();
-        let args = [
-            "location",
-            "push",
-            "--profile",
-            &profile,
-            "--path",
-            path,
-            "-",
-        ];
-        match self.through_proxy("push", &args, data) {
+        match self.through_proxy("push", &common::push_args(&profile, path), data) {
             Some(out) => {
                 let id = snapshot_of(&out, "kandoOutput")["id"]
                     .as_str()
@@ -210,11 +200,10 @@ impl<'a> Run<'a> {
     /// Pulls through the proxy: success must be byte-exact.
     fn pull(&mut self, path: &str, id: Option<&str>, want: &[u8]) {
         let profile = self.faulty();
-        let mut args = vec!["location", "pull", "--profile", &profile, "--path", path];
-        if let Some(id) = id {
-            args.extend(["--kopia-snapshot", id]);
-        }
-        args.push("-");
+        let args = match id {
+            Some(id) => common::pull_with(&profile, path, &["--kopia-snapshot", id]),
+            None => common::pull_args(&profile, path),
+        };
         if let Some(out) = self.through_proxy("pull", &args, b"") {
             let what = format!("{}: pull of {path} exited 0", self.label);
             same_bytes(&out.stdout, want, &what);
@@ -225,8 +214,7 @@ impl<'a> Run<'a> {
     /// failure leaves only whole snapshots.
     fn delete(&mut self, path: &str, data: &[u8]) {
         let profile = self.faulty();
-        let args = ["location", "delete", "--profile", &profile, "--path", path];
-        match self.through_proxy("delete", &args, b"") {
+        match self.through_proxy("delete", &common::delete_args(&profile, path), b"") {
             Some(_) => {
                 let left = self.listed(path);
                 assert!(
@@ -283,20 +271,7 @@ fn scenario(
     // failed push, pull, delete or garbage collection under faults may damage it.
     let keep = mixed_data(1000, 10 << 20, 1 << 20);
     let direct = run.direct();
-    let out = kando_env(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &direct,
-            "--path",
-            "keep",
-            "-",
-        ],
-        &keep,
-        &[],
-        LIMIT,
-    );
+    let out = kando_env(&common::push_args(&direct, "keep"), &keep, &[], LIMIT);
     common::ok(&out);
     let keep_id = snapshot_of(&out, "kandoOutput")["id"]
         .as_str()
@@ -473,15 +448,7 @@ fn fail_after_on_s3s_fs() {
     // How many requests a push makes into a fresh repository.
     let mut counting = Run::new(&server, "count push", &[], &[]);
     let profile = counting.faulty();
-    let args = [
-        "location",
-        "push",
-        "--profile",
-        &profile,
-        "--path",
-        "p",
-        "-",
-    ];
+    let args = common::push_args(&profile, "p");
     let (total, out) = clean_count(&mut counting, &args, &data);
     let id = snapshot_of(&out, "kandoOutput")["id"]
         .as_str()
@@ -498,15 +465,7 @@ fn fail_after_on_s3s_fs() {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let mut run = Run::new(&server, &format!("fail after {n} of {total}"), &flags, &[]);
         let profile = run.faulty();
-        let args = [
-            "location",
-            "push",
-            "--profile",
-            &profile,
-            "--path",
-            "p",
-            "-",
-        ];
+        let args = common::push_args(&profile, "p");
         assert!(
             run.through_proxy("push", &args, &data).is_none(),
             "{}: the push succeeded",
@@ -537,7 +496,7 @@ fn fail_after_on_s3s_fs() {
     let mut run = Run::new(&server, "pull to a file", &[], &[]);
     let direct = run.direct();
     common::ok(&kando_env(
-        &["location", "push", "--profile", &direct, "--path", "p", "-"],
+        &common::push_args(&direct, "p"),
         &data,
         &[],
         LIMIT,
@@ -546,15 +505,7 @@ fn fail_after_on_s3s_fs() {
     let target = dir.path().join("restored");
     let target_s = target.to_str().unwrap().to_string();
     let profile = run.faulty();
-    let args = [
-        "location",
-        "pull",
-        "--profile",
-        &profile,
-        "--path",
-        "p",
-        &target_s,
-    ];
+    let args = common::pull_to_args(&profile, "p", &target_s);
     let (pull_total, _) = clean_count(&mut run, &args, b"");
     same_bytes(
         &std::fs::read(&target).unwrap(),
@@ -568,16 +519,12 @@ fn fail_after_on_s3s_fs() {
     let n = (pull_total - 2).to_string();
     let proxy = FaultProxy::start(&server.endpoint, &["--fail-after", &n]).unwrap();
     let profile = proxy.profile_for(&direct);
-    let args = [
-        "location",
-        "pull",
-        "--profile",
-        &profile,
-        "--path",
-        "p",
-        &target_s,
-    ];
-    let out = kando_env(&args, b"", &[], LIMIT);
+    let out = kando_env(
+        &common::pull_to_args(&profile, "p", &target_s),
+        b"",
+        &[],
+        LIMIT,
+    );
     fails_69(&out);
     assert!(proxy.stats()["fail_after_503"].as_u64().unwrap() > 0);
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -610,20 +557,7 @@ fn gc_after_a_failed_gc_keeps_live_data_on_s3s_fs() {
     let mut keep = x[..3 << 20].to_vec();
     keep.extend(common::random_bytes(5001, 7 << 20));
     for (path, data) in [("x", &x), ("keep", &keep)] {
-        let out = kando_env(
-            &[
-                "location",
-                "push",
-                "--profile",
-                &direct,
-                "--path",
-                path,
-                "-",
-            ],
-            data,
-            &[],
-            LIMIT,
-        );
+        let out = kando_env(&common::push_args(&direct, path), data, &[], LIMIT);
         common::ok(&out);
     }
     let keep_id = run.listed("keep").pop().expect("keep is listed");
@@ -639,7 +573,7 @@ fn gc_after_a_failed_gc_keeps_live_data_on_s3s_fs() {
     run.verify_all();
 
     // A fault-free gc afterwards must not lose keep's data.
-    run.direct_ok(&["repo", "gc", "--profile", &direct]);
+    run.direct_ok(&common::gc_args(&direct, &[]));
     run.pull_direct_exact(&keep_id, &keep, "keep after the next gc");
     run.verify_all();
     run.report();

@@ -1,9 +1,11 @@
 //! Delete, gc, locks and crashes on the local-directory backend.
 
-mod common;
+pub mod common;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
 
-use common::gc_scenarios as s;
 use common::LocalBackend;
+use gc_scenarios as s;
 
 #[test]
 fn delete_all_leaves_only_config() {

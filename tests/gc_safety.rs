@@ -1,10 +1,12 @@
 //! gc safety on the local-directory backend (issue 13): the three loss scenarios, the
 //! grace period, randomized interleavings, read-only repositories, repair.
 
-mod common;
+pub mod common;
+#[path = "common/safety.rs"]
+pub mod safety;
 
-use common::safety as s;
 use common::{Backend, LocalBackend};
+use safety as s;
 
 #[test]
 fn paused_push_is_fenced() {
@@ -111,7 +113,7 @@ fn a_damaged_index_segment_is_skipped_then_repaired() {
     let name = seg_a.file_name().unwrap().to_string_lossy().into_owned();
     assert!(line.contains(&name) && line.contains("repair"), "{line}");
     // gc refuses to work from a damaged index.
-    fails_69(&kando(&["repo", "gc", "--profile", &p], b""));
+    fails_69(&kando(&gc_args(&p, &[]), b""));
     let out = kando(&["repo", "repair", "--profile", &p], b"");
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("every snapshot (2) can be restored"));

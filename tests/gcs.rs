@@ -4,15 +4,31 @@
 //! the CLI, credentials (token cached, refreshed before expiry, a wrong key refused), and
 //! the errors a blueprint must see as one line and exit 69.
 
-mod common;
+pub mod common;
+#[path = "common/conformance.rs"]
+pub mod conformance;
+#[path = "common/emulators.rs"]
+pub mod emulators;
+#[path = "common/fake_gcs.rs"]
+pub mod fake_gcs;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
+#[path = "common/gcs_token.rs"]
+pub mod gcs_token;
+#[path = "common/safety.rs"]
+pub mod safety;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
 use std::time::Duration;
 
-use common::fake_gcs::{FakeGcs, GcsBackend};
-use common::gcs_token::TokenServer;
-use common::{conformance, gc_scenarios as gc, safety, scenarios as core, Backend};
+use common::Backend;
+use fake_gcs::{FakeGcs, GcsBackend};
+use gc_scenarios as gc;
+use gcs_token::TokenServer;
 use kando::storage::gcs::{GcsConfig, GcsCredentials, GcsStorage};
 use kando::storage::retry::RetryPolicy;
+use scenarios as core;
 
 fn config(server: &FakeGcs, bucket: &str, root: &str, credentials: GcsCredentials) -> GcsConfig {
     GcsConfig {
@@ -174,7 +190,7 @@ fn service_account_tokens_are_cached_refreshed_and_checked() {
 
     let wrong = short.wrong_key_json();
     let out = common::kando(
-        &core::push_args(&b.profile_with_key(&wrong), "db/other"),
+        &common::push_args(&b.profile_with_key(&wrong), "db/other"),
         &data,
     );
     let msg = common::fails_69(&out);
@@ -202,7 +218,7 @@ fn gcs_errors_are_one_line() {
     let tokens = TokenServer::start(3600);
     let b = GcsBackend::new(&server, &tokens.key_json());
     let missing = b.profile().replace(b.bucket(), "kando-no-such-bucket");
-    let msg = common::fails_69(&common::kando(&core::push_args(&missing, "x"), b"data"));
+    let msg = common::fails_69(&common::kando(&common::push_args(&missing, "x"), b"data"));
     assert!(
         msg.contains("bucket kando-no-such-bucket does not exist"),
         "{msg}"
@@ -212,6 +228,6 @@ fn gcs_errors_are_one_line() {
     let dead = b
         .profile()
         .replace(&server.endpoint, &format!("http://127.0.0.1:{port}"));
-    let msg = common::fails_69(&common::kando(&core::push_args(&dead, "x"), b"data"));
+    let msg = common::fails_69(&common::kando(&common::push_args(&dead, "x"), b"data"));
     assert!(msg.contains("cannot reach the GCS endpoint"), "{msg}");
 }

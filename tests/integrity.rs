@@ -1,12 +1,15 @@
 //! Integrity and hostile input (issue 6): failed producers, corrupted or missing objects,
 //! hostile profiles, paths and snapshot arguments, read-only and full filesystems.
 
-mod common;
+pub mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fails_69, kando, mixed_data, ok, snapshot_of, Backend, LocalBackend};
+use common::{
+    delete_args, delete_snapshot_args, fails_69, gc_args, kando, mixed_data, ok, pull_args,
+    pull_snapshot_args, push_args, push_command_args, snapshot_of, Backend, LocalBackend,
+};
 
 fn repo_dir(b: &LocalBackend) -> PathBuf {
     b.dir().join("team/pre/kando-repo")
@@ -35,19 +38,7 @@ fn verify(b: &LocalBackend) -> std::process::Output {
 fn from_command_commits_only_when_the_producer_succeeds() {
     let b = LocalBackend::new();
     let p = b.profile();
-    let out = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &p,
-            "--path",
-            "db",
-            "--from-command",
-            "seq 1 100000",
-        ],
-        b"",
-    );
+    let out = kando(&push_command_args(&p, "db", "seq 1 100000"), b"");
     ok(&out);
     let id = snapshot_of(&out, "kandoOutput")["id"]
         .as_str()
@@ -60,16 +51,7 @@ fn from_command_commits_only_when_the_producer_succeeds() {
 
     // A dump that dies halfway: its partial output must not become a backup.
     let out = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &p,
-            "--path",
-            "broken",
-            "--from-command",
-            "seq 1 100000; exit 3",
-        ],
+        &push_command_args(&p, "broken", "seq 1 100000; exit 3"),
         b"",
     );
     let line = fails_69(&out);
@@ -124,17 +106,8 @@ fn a_flipped_byte_in_a_pack_is_caught() {
     // gc refuses to rewrite data it cannot read, and deletes nothing.
     push(&b, "y", &mixed_data(2, 1 << 20, 1 << 19));
     let before = files_under(&repo_dir(&b), "packs");
-    let out = kando(
-        &[
-            "repo",
-            "gc",
-            "--profile",
-            &b.profile(),
-            "--repack-dead-pct",
-            "0",
-        ],
-        b"",
-    );
+    let p = b.profile();
+    let out = kando(&gc_args(&p, &["--repack-dead-pct", "0"]), b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Either nothing needed rewriting (ok) or gc stopped on the corrupt pack; never loss.
     if !out.status.success() {
@@ -162,7 +135,7 @@ fn a_missing_pack_is_caught_by_pull_verify_and_gc() {
         stderr.contains(&pack_name) && stderr.contains("missing"),
         "{stderr}"
     );
-    let out = kando(&["repo", "gc", "--profile", &b.profile()], b"");
+    let out = kando(&gc_args(&b.profile(), &[]), b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{stderr}");
     assert!(
@@ -224,18 +197,7 @@ fn hostile_profiles_fail_cleanly() {
         (bad_b64.to_string(), "base64"),
     ];
     for (profile, expect) in cases {
-        let line = fails_69(&kando(
-            &[
-                "location",
-                "push",
-                "--profile",
-                &profile,
-                "--path",
-                "p",
-                "-",
-            ],
-            b"data",
-        ));
+        let line = fails_69(&kando(&push_args(&profile, "p"), b"data"));
         assert!(line.contains(expect), "{expect}: {line}");
         assert!(line.len() < 500, "one short line, got {} bytes", line.len());
     }
@@ -250,18 +212,9 @@ fn hostile_paths_and_snapshot_args_fail_cleanly() {
     let before = b.object_keys();
     let long = "x/".repeat(600);
     for path in ["../../etc/passwd", "a/../../b", "a/\u{1}/b", long.as_str()] {
-        fails_69(&kando(
-            &["location", "push", "--profile", &p, "--path", path, "-"],
-            b"data",
-        ));
-        fails_69(&kando(
-            &["location", "pull", "--profile", &p, "--path", path, "-"],
-            b"",
-        ));
-        fails_69(&kando(
-            &["location", "delete", "--profile", &p, "--path", path],
-            b"",
-        ));
+        fails_69(&kando(&push_args(&p, path), b"data"));
+        fails_69(&kando(&pull_args(&p, path), b""));
+        fails_69(&kando(&delete_args(&p, path), b""));
     }
     for snap in [
         "not json at all",
@@ -270,29 +223,8 @@ fn hostile_paths_and_snapshot_args_fail_cleanly() {
         "[]",
         "0123",
     ] {
-        fails_69(&kando(
-            &[
-                "location",
-                "pull",
-                "--profile",
-                &p,
-                "--kopia-snapshot",
-                snap,
-                "-",
-            ],
-            b"",
-        ));
-        fails_69(&kando(
-            &[
-                "location",
-                "delete",
-                "--profile",
-                &p,
-                "--kopia-snapshot",
-                snap,
-            ],
-            b"",
-        ));
+        fails_69(&kando(&pull_snapshot_args(&p, snap), b""));
+        fails_69(&kando(&delete_snapshot_args(&p, snap), b""));
     }
     // A component that is long but legal is fine (escaped into the ref key).
     push(&b, &format!("dir/{}", "n".repeat(200)), b"long name");
@@ -338,32 +270,10 @@ fn full_filesystem_fails_cleanly_and_leaves_no_snapshot() {
         r#"{{"Location":{{"type":"local","path":"{}"}}}}"#,
         dir.path().display()
     );
-    let small = kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &profile,
-            "--path",
-            "small",
-            "-",
-        ],
-        b"fits",
-    );
+    let small = kando(&push_args(&profile, "small"), b"fits");
     ok(&small);
     let big = common::random_bytes(5, 16 << 20);
-    let line = fails_69(&kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &profile,
-            "--path",
-            "big",
-            "-",
-        ],
-        &big,
-    ));
+    let line = fails_69(&kando(&push_args(&profile, "big"), &big));
     assert!(line.contains("No space left"), "{line}");
     let list = kando(&["repo", "list", "--profile", &profile], b"");
     ok(&list);
@@ -373,18 +283,7 @@ fn full_filesystem_fails_cleanly_and_leaves_no_snapshot() {
         1,
         "only the small snapshot: {listed}"
     );
-    ok(&kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &profile,
-            "--path",
-            "small",
-            "-",
-        ],
-        b"",
-    ));
+    ok(&kando(&pull_args(&profile, "small"), b""));
 }
 
 #[test]
@@ -396,17 +295,6 @@ fn read_only_directory_fails_cleanly() {
         r#"{{"Location":{{"type":"local","path":"{}"}}}}"#,
         dir.path().display()
     );
-    let line = fails_69(&kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &profile,
-            "--path",
-            "p",
-            "-",
-        ],
-        b"data",
-    ));
+    let line = fails_69(&kando(&push_args(&profile, "p"), b"data"));
     assert!(line.contains("Read-only"), "{line}");
 }

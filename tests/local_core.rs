@@ -1,8 +1,9 @@
 //! The core scenarios on the local-directory backend (the embedded default).
 
-mod common;
+pub mod common;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
-use common::scenarios;
 use common::LocalBackend;
 
 #[test]

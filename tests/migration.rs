@@ -1,10 +1,12 @@
 //! Switching from upstream kando on the local backend (issue 14): plain objects, every
 //! upstream flag form, colour-free logs.
 
-mod common;
+pub mod common;
+#[path = "common/migration.rs"]
+pub mod migration;
 
-use common::migration::{self as m, PlainClient};
 use common::*;
+use migration::{self as m, PlainClient};
 
 fn plain_client(b: &LocalBackend) -> (impl Fn(&str, &[u8]) + '_, impl Fn() -> Vec<String> + '_) {
     let root = b.dir().join("team/pre");
@@ -112,24 +114,14 @@ fn logs_are_colour_free_off_a_terminal() {
     let b = LocalBackend::new();
     let p = b.profile();
     push_id(&p, "a", b"data");
-    let out = kando(
-        &[
-            "-v",
-            "debug",
-            "location",
-            "pull",
-            "--profile",
-            &p,
-            "--path",
-            "b",
-            "--kopia-snapshot",
-            "0123456789abcdef0123456789abcdef",
-            "-",
-        ],
-        b"",
+    let pull = pull_with(
+        &p,
+        "b",
+        &["--kopia-snapshot", "0123456789abcdef0123456789abcdef"],
     );
+    let out = kando(&[&["-v", "debug"][..], &pull].concat(), b"");
     assert_eq!(out.status.code(), Some(69));
-    let out2 = kando(&["-v", "debug", "repo", "gc", "--profile", &p], b"");
+    let out2 = kando(&[&["-v", "debug"][..], &gc_args(&p, &[])].concat(), b"");
     ok(&out2);
     for o in [&out, &out2] {
         let stderr = String::from_utf8_lossy(&o.stderr);
@@ -147,20 +139,7 @@ fn snapshot_of_another_path_warns() {
     let b = LocalBackend::new();
     let p = b.profile();
     let id = push_id(&p, "here", b"some data");
-    let out = kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            &p,
-            "--path",
-            "elsewhere",
-            "--kopia-snapshot",
-            &id,
-            "-",
-        ],
-        b"",
-    );
+    let out = kando(&pull_with(&p, "elsewhere", &["--kopia-snapshot", &id]), b"");
     ok(&out);
     assert_eq!(out.stdout, b"some data");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,33 +1,18 @@
 //! Progress output: periodic lines on stderr when it is not a terminal, never on stdout,
 //! a summary at the end, silence with --quiet.
 
-mod common;
+pub mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 
-use common::{kando_command, random_bytes, Backend, LocalBackend};
+use common::{pull_args, push_args, random_bytes, spawn_kando, Backend, LocalBackend};
 
 #[test]
 fn progress_lines_go_to_stderr_during_a_push() {
     let b = LocalBackend::new();
-    let mut child = kando_command()
-        .args([
-            "--progress-interval",
-            "0.05",
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let p = b.profile();
+    let mut child =
+        spawn_kando(&[&["--progress-interval", "0.05"][..], &push_args(&p, "p")].concat());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(1, 4 << 20)).unwrap();
     // The push is now waiting for more input; its progress line must arrive meanwhile.
@@ -65,22 +50,14 @@ fn progress_lines_go_to_stderr_during_a_push() {
 #[test]
 fn quiet_silences_progress_but_keeps_the_summary() {
     let b = LocalBackend::new();
+    let p = b.profile();
     let data = random_bytes(3, 64 << 20);
-    let out = common::kando(
-        &[
-            "--quiet",
-            "--progress-interval",
-            "0.05",
-            "location",
-            "push",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "-",
-        ],
-        &data,
-    );
+    let push = [
+        &["--quiet", "--progress-interval", "0.05"][..],
+        &push_args(&p, "p"),
+    ]
+    .concat();
+    let out = common::kando(&push, &data);
     common::ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("kando: push: "), "{stderr}");
@@ -92,19 +69,7 @@ fn quiet_silences_progress_but_keeps_the_summary() {
         1,
         "{stderr}"
     );
-    let pulled = common::kando(
-        &[
-            "-q",
-            "location",
-            "pull",
-            "--profile",
-            &b.profile(),
-            "--path",
-            "p",
-            "-",
-        ],
-        b"",
-    );
+    let pulled = common::kando(&[&["-q"][..], &pull_args(&p, "p")].concat(), b"");
     common::ok(&pulled);
     assert!(pulled.stdout == data);
     assert!(String::from_utf8_lossy(&pulled.stderr).contains("kando: pulled "));

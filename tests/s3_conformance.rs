@@ -2,17 +2,20 @@
 //! and how they are chosen): the storage conformance suite, the key layout under the root,
 //! multipart uploads, SkipSSLVerify, and the errors connect() must make clear.
 
-// Only the S3 helper of tests/common, not the whole module (the rest serves the CLI tests).
-// Other test files reach it as `common::s3` through `pub mod s3;` in tests/common/mod.rs.
-mod common;
+// The storage-level suites of tests/common only: these tests never run the kando binary.
+#[path = "common/conformance.rs"]
+pub mod conformance;
+#[path = "common/s3.rs"]
+pub mod s3;
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use bytes::Bytes;
-use common::conformance;
-use common::s3::{in_ci, is_selected, start_selected, unique_name, S3Server, TlsMoto};
 use kando::storage::s3::{S3Config, S3Credentials, S3Storage};
 use kando::storage::Storage;
+use s3::{in_ci, is_selected, start_selected, unique_name, S3Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_s3s_fs() {
@@ -134,6 +137,52 @@ async fn skip_ssl_verify_accepts_a_self_signed_certificate() {
         .await
         .unwrap_or_else(|e| panic!("connect with SkipSSLVerify: {e:#}"));
     conformance::run_all(&storage, true).await;
+}
+
+/// moto serving HTTPS with a self-signed certificate, for the SkipSSLVerify test. Not part
+/// of server.sh (no other test needs TLS); started directly, killed on drop.
+struct TlsMoto {
+    /// https://127.0.0.1:PORT
+    endpoint: String,
+    child: Child,
+}
+
+impl TlsMoto {
+    /// Starts `moto_server -s` (werkzeug's ad-hoc certificate) on a free port.
+    fn start() -> anyhow::Result<TlsMoto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "-s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting moto_server (pip install 'moto[server]')")?;
+        let mut server = TlsMoto {
+            endpoint: format!("https://127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait()? {
+                bail!("moto_server exited: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("moto_server did not listen on {port} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for TlsMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Conformance, key layout and multipart on `kind`. Returns the server for more checks.
@@ -338,7 +387,7 @@ fn create_bucket_insecurely(endpoint: &str, bucket: &str) {
     let script = "import ssl, sys, urllib.request\n\
         req = urllib.request.Request(sys.argv[1], method='PUT')\n\
         urllib.request.urlopen(req, context=ssl._create_unverified_context()).read()\n";
-    let status = std::process::Command::new("python3")
+    let status = Command::new("python3")
         .args(["-c", script, &format!("{endpoint}/{bucket}")])
         .status()
         .expect("running python3");

@@ -2,10 +2,25 @@
 //! for which servers run). One test per server runs the whole suite, so each server
 //! starts once.
 
-mod common;
+pub mod common;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
+#[path = "common/migration.rs"]
+pub mod migration;
+#[path = "common/s3.rs"]
+pub mod s3;
+#[path = "common/s3_backend.rs"]
+pub mod s3_backend;
+#[path = "common/safety.rs"]
+pub mod safety;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
-use common::s3::{start_selected, S3Backend};
-use common::{gc_scenarios as gc, safety, scenarios as core, Backend};
+use common::Backend;
+use gc_scenarios as gc;
+use s3::start_selected;
+use s3_backend::S3Backend;
+use scenarios as core;
 
 fn suite(kind: &str) {
     let Some(server) = start_selected(kind) else {
@@ -88,25 +103,10 @@ fn s3_errors_through_the_binary() {
     };
     let b = S3Backend::new(&server, false);
     let good = b.profile();
-    common::ok(&common::kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &good,
-            "--path",
-            "seed",
-            "-",
-        ],
-        b"seed",
-    ));
+    common::ok(&common::kando(&common::push_args(&good, "seed"), b"seed"));
     let before = b.object_keys();
     // A loopback port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let cases = [
         (
             good.replace(&server.secret_key, "wrong-secret"),
@@ -123,32 +123,9 @@ fn s3_errors_through_the_binary() {
     ];
     for (profile, expect) in &cases {
         for args in [
-            vec![
-                "location",
-                "push",
-                "--profile",
-                profile.as_str(),
-                "--path",
-                "p",
-                "-",
-            ],
-            vec![
-                "location",
-                "pull",
-                "--profile",
-                profile.as_str(),
-                "--path",
-                "seed",
-                "-",
-            ],
-            vec![
-                "location",
-                "delete",
-                "--profile",
-                profile.as_str(),
-                "--path",
-                "seed",
-            ],
+            common::push_args(profile, "p"),
+            common::pull_args(profile, "seed"),
+            common::delete_args(profile, "seed"),
         ] {
             let line = common::fails_69(&common::kando(&args, b"data"));
             assert!(line.contains(expect), "{expect}: {line}");
@@ -168,7 +145,7 @@ fn s3_errors_through_the_binary() {
 /// Upstream's plain objects, written by a plain S3 client at the exact keys upstream kando
 /// uses (`join(prefix, path)`).
 fn migration_on(b: &S3Backend) {
-    use common::migration::{self as m, PlainClient};
+    use migration::{self as m, PlainClient};
     let prefix = b.repo_root().trim_end_matches("kando-repo/").to_string();
     let client = b.server().client();
     let put = |key: &str, data: &[u8]| {
@@ -238,26 +215,14 @@ fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
     };
     let data = common::random_bytes(95, 1 << 20);
     let sts = b.server().endpoint.clone();
-    common::ok(&run(
-        &sts,
-        &["location", "push", "--profile", &p, "--path", "irsa", "-"],
-        &data,
-    ));
-    let out = run(
-        &sts,
-        &["location", "pull", "--profile", &p, "--path", "irsa", "-"],
-        b"",
-    );
+    common::ok(&run(&sts, &common::push_args(&p, "irsa"), &data));
+    let out = run(&sts, &common::pull_args(&p, "irsa"), b"");
     common::ok(&out);
     assert!(out.stdout == data);
     // With the STS endpoint unreachable there are no credentials: proof the exchange above
     // was what authenticated.
-    let dead = format!("http://127.0.0.1:{}", common::free_port());
-    common::fails_69(&run(
-        &dead,
-        &["location", "pull", "--profile", &p, "--path", "irsa", "-"],
-        b"",
-    ));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    common::fails_69(&run(&dead, &common::pull_args(&p, "irsa"), b""));
 }
 
 /// The randomized interleavings alone on RGW, for long runs:
@@ -269,4 +234,13 @@ fn chaos_long_on_rgw() {
         return;
     };
     safety::chaos(&S3Backend::new(&server, false), 40);
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (just released by the OS).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

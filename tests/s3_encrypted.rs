@@ -1,10 +1,21 @@
 //! Encrypted repositories on a real S3 server (Ceph RGW), and S3 server-side encryption
 //! (`--sse`): SSE-KMS on RGW with its built-in testing KMS, SSE-S3 on moto.
 
-mod common;
+pub mod common;
+#[path = "common/gc_scenarios.rs"]
+pub mod gc_scenarios;
+#[path = "common/s3.rs"]
+pub mod s3;
+#[path = "common/s3_backend.rs"]
+pub mod s3_backend;
+#[path = "common/scenarios.rs"]
+pub mod scenarios;
 
-use common::s3::{start_selected, S3Backend};
-use common::{gc_scenarios as gc, scenarios as core, Backend};
+use common::Backend;
+use gc_scenarios as gc;
+use s3::start_selected;
+use s3_backend::S3Backend;
+use scenarios as core;
 
 const PASSWORD: &str = "s3 correct horse battery staple";
 
@@ -69,12 +80,8 @@ fn sse_kms_on_rgw() {
     let b = S3Backend::new(&server, false);
     let p = b.profile();
     let data = common::random_bytes(1, 3 << 20);
-    let push = |path: &str, extra: &[&str]| {
-        let mut args = vec!["location", "push", "--profile", &p, "--path", path];
-        args.extend_from_slice(extra);
-        args.push("-");
-        common::kando(&args, &data)
-    };
+    let push =
+        |path: &str, extra: &[&str]| common::kando(&common::push_with(&p, path, extra), &data);
     common::ok(&push("kms", &["--sse-kms-key-id", "testkey-1"]));
     let keys = b.object_keys();
     let pack = keys.iter().find(|k| k.contains("/packs/")).unwrap();
@@ -83,10 +90,7 @@ fn sse_kms_on_rgw() {
         (Some("aws:kms".into()), Some("testkey-1".into()))
     );
     // RGW decrypts on read: the pull is intact.
-    let out = common::kando(
-        &["location", "pull", "--profile", &p, "--path", "kms", "-"],
-        b"",
-    );
+    let out = common::kando(&common::pull_args(&p, "kms"), b"");
     common::ok(&out);
     assert!(out.stdout == data);
     // A key the KMS does not have: exit 69, one line naming it, nothing written.
@@ -126,17 +130,7 @@ fn sse_s3_on_moto() {
     let b = S3Backend::new(&server, false);
     let p = b.profile();
     let out = common::kando(
-        &[
-            "location",
-            "push",
-            "--profile",
-            &p,
-            "--path",
-            "x",
-            "--sse",
-            "AES256",
-            "-",
-        ],
+        &common::push_with(&p, "x", &["--sse", "AES256"]),
         &common::random_bytes(2, 1 << 20),
     );
     common::ok(&out);

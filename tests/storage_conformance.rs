@@ -1,6 +1,7 @@
 //! The storage conformance suite on the backends that need no server.
 
-mod common;
+#[path = "common/conformance.rs"]
+pub mod conformance;
 
 use kando::storage::local::LocalStorage;
 use kando::storage::memory::MemoryStorage;
@@ -8,10 +9,10 @@ use kando::storage::memory::MemoryStorage;
 #[tokio::test]
 async fn local_directory() {
     let dir = tempfile::tempdir().unwrap();
-    common::conformance::run_all(&LocalStorage::new(dir.path().join("repo")), true).await;
+    conformance::run_all(&LocalStorage::new(dir.path().join("repo")), true).await;
 }
 
 #[tokio::test]
 async fn memory() {
-    common::conformance::run_all(&MemoryStorage::new(), true).await;
+    conformance::run_all(&MemoryStorage::new(), true).await;
 }

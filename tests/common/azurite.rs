@@ -2,13 +2,11 @@
 //!
 //! [`Azurite::start`] runs `scripts/emulators/server.sh start azurite` in a fresh temporary
 //! directory and stops it when dropped; [`Azurite::start_selected`] honours
-//! `KANDO_TEST_EMULATORS` and `CI` (see [`super::emulators`]). Azurite checks SharedKey
+//! `KANDO_TEST_EMULATORS` and `CI` (see `emulators`). Azurite checks SharedKey
 //! signatures (an unsigned or wrongly signed request gets 403 AuthorizationFailure), so
 //! set-up requests here are signed: [`shared_key`] implements the Blob service's SharedKey
 //! scheme and [`container_sas`] a service SAS for a container, both with the account key.
 //! Behaviour measured on Azurite 3.35.0 is in scripts/emulators/README.md.
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +16,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::emulators::{http, pct_decode, pct_encode, pct_encode_path, Emulator, Response};
+use crate::emulators::{http, pct_decode, pct_encode, pct_encode_path, Emulator, Response};
 
 /// Azurite's fixed development account.
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -60,7 +58,7 @@ impl Azurite {
     /// Starts Azurite when `KANDO_TEST_EMULATORS` selects it; `None` (with a note) when it
     /// is not selected or cannot start outside CI; panics when it cannot start under CI.
     pub fn start_selected() -> Option<Azurite> {
-        super::emulators::start_selected("azurite", Azurite::start)
+        crate::emulators::start_selected("azurite", Azurite::start)
     }
 
     /// `endpoint/container`.
@@ -107,7 +105,7 @@ impl Azurite {
 
     /// Creates a container with a fresh random name and returns the name.
     pub fn fresh_container(&self) -> String {
-        let name = super::emulators::unique_name("kando-test");
+        let name = crate::emulators::unique_name("kando-test");
         self.create_container(&name)
             .unwrap_or_else(|e| panic!("creating container {name} on Azurite: {e:#}"));
         name

@@ -1,17 +1,15 @@
 //! Cloud-storage emulators on loopback (Azurite, fake-gcs-server) for integration tests,
-//! shared by [`super::azurite`] and [`super::fake_gcs`].
+//! shared by `azurite` and `fake_gcs`.
 //!
 //! An emulator runs through `scripts/emulators/server.sh start KIND` in a fresh temporary
 //! directory and is stopped when its handle is dropped. Which kinds a test run uses comes
 //! from `KANDO_TEST_EMULATORS` (comma list of `azurite`, `fake-gcs`; default both; `none`
-//! for neither). [`start_selected`] has the semantics of [`super::s3::start_selected`]: a
+//! for neither). [`start_selected`] has the semantics of `s3::start_selected`: a
 //! kind that is not selected is skipped with a note; a selected kind that cannot start is
 //! skipped with a note too, except under `CI=true`, where the test fails.
 //!
 //! [`http`] is a minimal blocking HTTP/1.1 client over `std::net::TcpStream` (plain http,
 //! one request per connection), enough to set up and inspect what tests do.
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -55,7 +53,7 @@ pub fn is_selected(kind: &str) -> bool {
 
 /// True under CI, where a selected emulator that cannot start fails the test.
 pub fn in_ci() -> bool {
-    super::s3::in_ci()
+    crate::common::in_ci()
 }
 
 /// Runs `start` when `kind` is selected. `None` (after a note on stderr) when it is not
@@ -356,5 +354,5 @@ pub fn pct_decode(s: &str) -> String {
 
 /// `prefix-` and 12 random hex digits: valid as a container or bucket name.
 pub fn unique_name(prefix: &str) -> String {
-    super::s3::unique_name(prefix)
+    crate::common::unique_name(prefix)
 }

@@ -3,19 +3,17 @@
 //!
 //! [`FakeGcs::start`] runs `scripts/emulators/server.sh start fake-gcs` in a fresh temporary
 //! directory (in-memory backend) and stops it when dropped; [`FakeGcs::start_selected`]
-//! honours `KANDO_TEST_EMULATORS` and `CI` (see [`super::emulators`]). It checks no
+//! honours `KANDO_TEST_EMULATORS` and `CI` (see `emulators`). It checks no
 //! credentials. Behaviour measured on 1.54.0, including where it differs from GCS (only
 //! multipart uploads honour `ifGenerationMatch`; DELETE answers 200 `null`; a resumable
 //! upload appends chunks without checking their offsets), is in
 //! scripts/emulators/README.md.
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::emulators::{http, pct_encode, Emulator};
+use crate::emulators::{http, pct_encode, Emulator};
 
 /// A running fake-gcs-server, stopped on drop.
 pub struct FakeGcs {
@@ -41,7 +39,7 @@ impl FakeGcs {
     /// Starts it when `KANDO_TEST_EMULATORS` selects it; `None` (with a note) when it is not
     /// selected or cannot start outside CI; panics when it cannot start under CI.
     pub fn start_selected() -> Option<FakeGcs> {
-        super::emulators::start_selected("fake-gcs", FakeGcs::start)
+        crate::emulators::start_selected("fake-gcs", FakeGcs::start)
     }
 
     /// Creates bucket `name` (200; anything else, including 409 for an existing bucket, is
@@ -60,7 +58,7 @@ impl FakeGcs {
 
     /// Creates a bucket with a fresh random name and returns the name.
     pub fn fresh_bucket(&self) -> String {
-        let name = super::emulators::unique_name("kando-test");
+        let name = crate::emulators::unique_name("kando-test");
         self.create_bucket(&name)
             .unwrap_or_else(|e| panic!("creating bucket {name} on fake-gcs-server: {e:#}"));
         name
@@ -198,7 +196,7 @@ impl<'a> GcsBackend<'a> {
     }
 }
 
-impl super::Backend for GcsBackend<'_> {
+impl crate::common::Backend for GcsBackend<'_> {
     fn profile(&self) -> String {
         self.profile_with_key(&self.key_json)
     }

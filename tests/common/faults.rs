@@ -1,8 +1,6 @@
 //! Fault injection between kando and a real S3 server: `scripts/s3/faultproxy.py` run as
 //! a child process, and a kando runner with extra environment and a deadline (a hang must
 //! fail a test, not block it forever).
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -150,7 +148,7 @@ impl Drop for FaultProxy {
 /// Runs kando with `args`, `stdin` and extra environment; kills it and panics when it
 /// runs longer than `limit` (a hang is a bug, whatever the faults).
 pub fn kando_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)], limit: Duration) -> Output {
-    let mut cmd = super::kando_command();
+    let mut cmd = crate::common::kando_command();
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

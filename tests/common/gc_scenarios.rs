@@ -5,21 +5,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use super::*;
-use super::{pull_id, push_id as push};
-
-/// The repository's objects, less the gc journal's newest records (a few hundred bytes of
-/// state that always remains).
-pub fn repo_objects(b: &dyn Backend) -> Vec<String> {
-    let mut keys: Vec<String> = b
-        .object_keys()
-        .into_iter()
-        .map(|k| k.rsplit("kando-repo/").next().unwrap().to_string())
-        .filter(|k| !k.starts_with("journal/"))
-        .collect();
-    keys.sort();
-    keys
-}
+use crate::common::*;
+use crate::common::{pull_id, push_id as push};
 
 /// Five streams pushed and deleted: gc leaves the config and nothing else.
 pub fn delete_all_leaves_only_config(b: &dyn Backend) {
@@ -32,10 +19,7 @@ pub fn delete_all_leaves_only_config(b: &dyn Backend) {
         );
     }
     assert!(repo_objects(b).iter().any(|k| k.starts_with("packs/")));
-    let out = kando(
-        &["location", "delete", "--profile", &p, "--path", "five"],
-        b"",
-    );
+    let out = kando(&delete_args(&p, "five"), b"");
     ok(&out);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("garbage collection"),
@@ -58,10 +42,7 @@ pub fn delete_shared_keeps_the_other(b: &dyn Backend) {
     push(&p, "share/a", &a);
     let b_id = push(&p, "share/b", &bb);
     let with_both = b.stored_bytes();
-    ok(&kando(
-        &["location", "delete", "--profile", &p, "--path", "share/a"],
-        b"",
-    ));
+    ok(&kando(&delete_args(&p, "share/a"), b""));
     let after = b.stored_bytes();
     let out = pull_id(&p, &b_id);
     ok(&out);
@@ -95,24 +76,15 @@ pub fn race_push_delete(b: &dyn Backend, rounds_per_worker: usize) {
                     expected.lock().unwrap().insert(id, blake3::hash(&data));
                     if r % 2 == 1 {
                         // Delete this worker's previous round while the others push.
-                        let out = kando(
-                            &[
-                                "location",
-                                "delete",
-                                "--profile",
-                                p,
-                                "--path",
-                                &format!("race/w{w}/r{}", r - 1),
-                            ],
-                            b"",
-                        );
+                        let previous = format!("race/w{w}/r{}", r - 1);
+                        let out = kando(&delete_args(p, &previous), b"");
                         ok(&out);
                     }
                 }
             });
         }
     });
-    ok(&kando(&["repo", "gc", "--profile", &p], b""));
+    ok(&kando(&gc_args(&p, &[]), b""));
     let list = kando(&["repo", "list", "--profile", &p, "--path", "race"], b"");
     ok(&list);
     let expected = expected.into_inner().unwrap();
@@ -146,7 +118,7 @@ pub fn killed_pushes_leave_nothing(b: &dyn Backend, trials: u64) {
     for t in 0..trials {
         let path = format!("killed/{t}");
         let mut child = kando_command()
-            .args(["location", "push", "--profile", &p, "--path", &path, "-"])
+            .args(push_args(&p, &path))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -186,14 +158,8 @@ pub fn killed_pushes_leave_nothing(b: &dyn Backend, trials: u64) {
     // Delete everything that committed; gc, told that no session is live (the killed
     // pushes' sessions cannot be told from paused ones but by time), must then leave only
     // the config.
-    ok(&kando(
-        &["location", "delete", "--profile", &p, "--path", "killed"],
-        b"",
-    ));
-    ok(&kando(
-        &["repo", "gc", "--profile", &p, "--lock-stale-after", "0"],
-        b"",
-    ));
+    ok(&kando(&delete_args(&p, "killed"), b""));
+    ok(&kando(&gc_args(&p, &["--lock-stale-after", "0"]), b""));
     assert_eq!(
         repo_objects(b),
         vec!["config".to_string()],
@@ -230,34 +196,17 @@ pub fn delete_defers_while_in_use(b: &dyn Backend) {
     let p = b.profile();
     push(&p, "defer/a", &random_bytes(5, 2 << 20));
     // A push that waits on its stdin holds a session.
-    let mut child = kando_command()
-        .args([
-            "location",
-            "push",
-            "--profile",
-            &p,
-            "--path",
-            "defer/b",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_kando(&push_args(&p, "defer/b"));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&random_bytes(6, 3 << 20)).unwrap();
     // Its session exists once it has read input (announced before reading).
-    let out = kando(
-        &["location", "delete", "--profile", &p, "--path", "defer/a"],
-        b"",
-    );
+    let out = kando(&delete_args(&p, "defer/a"), b"");
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("deferred"), "{stderr}");
     drop(stdin);
     ok(&child.wait_with_output().unwrap());
-    let out = kando(&["repo", "gc", "--profile", &p], b"");
+    let out = kando(&gc_args(&p, &[]), b"");
     ok(&out);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("1 pack(s) deleted")

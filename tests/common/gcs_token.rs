@@ -148,7 +148,12 @@ fn check(form: &str, public_key: &[u8], audience: &str) -> Result<(), String> {
     let [header, claims, signature] = parts[..] else {
         return Err("not a JWT".into());
     };
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // gcp_auth pads its segments; Google accepts both.
+    let b64 = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
     let signature = b64.decode(signature).map_err(|e| e.to_string())?;
     ring::signature::UnparsedPublicKey::new(
         &ring::signature::RSA_PKCS1_2048_8192_SHA256,

@@ -2,7 +2,9 @@
 //! `join(prefix, path)` restore, list, import and delete; for any [`Backend`] with a way to
 //! write such objects as a plain client would.
 
-use super::*;
+use std::process::Output;
+
+use crate::common::*;
 
 /// How a test writes and sees objects at the location, as upstream kando (not kando's
 /// repository) would: keys relative to the location's prefix.
@@ -14,10 +16,7 @@ pub struct PlainClient<'a> {
 }
 
 fn pull_path(p: &str, path: &str) -> Output {
-    kando(
-        &["location", "pull", "--profile", p, "--path", path, "-"],
-        b"",
-    )
+    kando(&pull_args(p, path), b"")
 }
 
 /// The MongoDB, PostgreSQL and MySQL blueprints' paths: pulled byte for byte, listed,
@@ -66,10 +65,7 @@ pub fn upstream_objects_restore_and_delete(b: &dyn Backend, plain: &PlainClient)
     assert!(!listed.contains("kando-repo"), "{listed}");
 
     // Delete by the directory of the PostgreSQL dump: it goes, the sibling stays.
-    let out = kando(
-        &["location", "delete", "--profile", &p, "--path", pg_dir],
-        b"",
-    );
+    let out = kando(&delete_args(&p, pg_dir), b"");
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("removed 1 plain object(s)"), "{stderr}");
@@ -78,10 +74,7 @@ pub fn upstream_objects_restore_and_delete(b: &dyn Backend, plain: &PlainClient)
     assert!(keys.iter().any(|k| k == sibling), "{keys:?}");
     fails_69(&pull_path(&p, &pg));
     // Delete by the full MongoDB path, as its blueprint does.
-    ok(&kando(
-        &["location", "delete", "--profile", &p, "--path", mongo],
-        b"",
-    ));
+    ok(&kando(&delete_args(&p, mongo), b""));
     assert!(!(plain.keys)().iter().any(|k| k == mongo_key));
 
     // Import the MySQL one: a snapshot from then on, the plain object removed.
@@ -135,7 +128,7 @@ pub fn cockroach_backup_is_deleted(b: &dyn Backend, plain: &PlainClient) {
     }
     let other = "cockroach/backups/2026-11-30-010000.001/BACKUP_MANIFEST";
     (plain.put)(other, b"another backup");
-    let out = kando(&["location", "delete", "--profile", &p, "--path", dir], b"");
+    let out = kando(&delete_args(&p, dir), b"");
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("removed 5 plain object(s)"), "{stderr}");

@@ -1,22 +1,39 @@
 //! Shared test support: running the built `kando` binary, repositories to run it against,
 //! deterministic test data, and Kanister-style output parsing.
-#![allow(dead_code)]
+//!
+//! Every test binary that runs kando declares this module as `pub mod common;`. The helpers
+//! of one topic (scenarios, S3 servers, fault proxy, ...) live beside it and are declared
+//! only by the binaries that use them, also `pub`:
+//!
+//! ```ignore
+//! pub mod common;
+//! #[path = "common/scenarios.rs"]
+//! pub mod scenarios;
+//! ```
+//!
+//! `pub` makes these modules the test crate's interface, as a test-support library would
+//! be, so a binary that calls only some of the helpers gets no dead-code warnings for the
+//! rest (almost every helper here is used by some binaries and not by others).
 
-pub mod azurite;
-pub mod conformance;
-pub mod emulators;
-pub mod fake_gcs;
-pub mod faults;
-pub mod gc_scenarios;
-pub mod gcs_token;
-pub mod migration;
-pub mod s3;
-pub mod safety;
-pub mod scenarios;
+mod args;
 
-use std::io::{Read, Write};
+pub use args::*;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// True under CI (`CI=true` or `1`), where a selected server that cannot start fails
+/// the test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// `prefix-` and 12 random hex digits: valid as a bucket or container name and as a key
+/// component.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
 
 /// The binary under test.
 pub fn kando_bin() -> PathBuf {
@@ -63,6 +80,19 @@ pub trait Backend {
     fn name(&self) -> String;
 }
 
+/// The repository's objects, less the gc journal's newest records (a few hundred bytes of
+/// state that always remains).
+pub fn repo_objects(b: &dyn Backend) -> Vec<String> {
+    let mut keys: Vec<String> = b
+        .object_keys()
+        .into_iter()
+        .map(|k| k.rsplit("kando-repo/").next().unwrap().to_string())
+        .filter(|k| !k.starts_with("journal/"))
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// A repository in a temporary local directory, under a prefix.
 pub struct LocalBackend {
     dir: tempfile::TempDir,
@@ -79,6 +109,12 @@ impl LocalBackend {
     /// The location's directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+impl Default for LocalBackend {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -122,6 +158,17 @@ impl Backend for LocalBackend {
 /// Runs kando with `args`, feeding `stdin`.
 pub fn kando(args: &[&str], stdin: &[u8]) -> Output {
     run_feeding(kando_command().args(args), stdin)
+}
+
+/// Starts kando with `args`, its standard input, output and error piped.
+pub fn spawn_kando(args: &[&str]) -> Child {
+    kando_command()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Runs `cmd`, writing `stdin` to it from another thread, and collects its output.
@@ -221,7 +268,7 @@ pub fn snapshot_of(out: &Output, key: &str) -> serde_json::Value {
 
 /// Pushes `data` to `path` and returns the new snapshot's id.
 pub fn push_id(profile: &str, path: &str, data: &[u8]) -> String {
-    let out = kando(&scenarios::push_args(profile, path), data);
+    let out = kando(&push_args(profile, path), data);
     ok(&out);
     snapshot_of(&out, "kandoOutput")["id"]
         .as_str()
@@ -231,18 +278,7 @@ pub fn push_id(profile: &str, path: &str, data: &[u8]) -> String {
 
 /// Pulls snapshot `id` to stdout.
 pub fn pull_id(profile: &str, id: &str) -> Output {
-    kando(
-        &[
-            "location",
-            "pull",
-            "--profile",
-            profile,
-            "--kopia-snapshot",
-            id,
-            "-",
-        ],
-        b"",
-    )
+    kando(&pull_snapshot_args(profile, id), b"")
 }
 
 /// Deterministic incompressible bytes.
@@ -312,39 +348,4 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-/// Streams `kando location pull … -` and returns (bytes, BLAKE3) of its stdout, without
-/// holding the whole stream in memory.
-pub fn pull_digest(args: &[&str]) -> (Output, u64, blake3::Hash) {
-    let mut child = kando_command()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut h = blake3::Hasher::new();
-    let mut n = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let k = stdout.read(&mut buf).unwrap();
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    let out = child.wait_with_output().unwrap();
-    (out, n, h.finalize())
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on (just released by the OS).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

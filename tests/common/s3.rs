@@ -6,12 +6,10 @@
 //! when `radosgw` is installed). [`start_selected`] is the usual entry point: a kind that is
 //! not selected is skipped with a note; a selected kind that cannot start is skipped with a
 //! note too, except under `CI=true`, where the test fails, so CI never passes by skipping.
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use kando::storage::retry::RetryPolicy;
@@ -70,7 +68,7 @@ pub fn is_selected(kind: &str) -> bool {
 
 /// True under CI, where a selected server that cannot start fails the test.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    crate::common::in_ci()
 }
 
 /// Starts `kind` when selected. `None` (after a note on stderr) when it is not selected,
@@ -258,52 +256,6 @@ impl Drop for S3Server {
     }
 }
 
-/// moto serving HTTPS with a self-signed certificate, for SkipSSLVerify tests. Not part of
-/// server.sh (no other test needs TLS); started directly, killed on drop.
-pub struct TlsMoto {
-    /// https://127.0.0.1:PORT
-    pub endpoint: String,
-    child: Child,
-}
-
-impl TlsMoto {
-    /// Starts `moto_server -s` (werkzeug's ad-hoc certificate) on a free port.
-    pub fn start() -> anyhow::Result<TlsMoto> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "-s"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting moto_server (pip install 'moto[server]')")?;
-        let mut server = TlsMoto {
-            endpoint: format!("https://127.0.0.1:{port}"),
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("moto_server exited: {status}");
-            }
-            if Instant::now() > deadline {
-                bail!("moto_server did not listen on {port} within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for TlsMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// An SDK client with static keys and path-style addressing, for test setup.
 pub fn sdk_client(endpoint: &str, region: &str, access: &str, secret: &str) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::new()
@@ -321,181 +273,10 @@ pub fn sdk_client(endpoint: &str, region: &str, access: &str, secret: &str) -> a
 
 /// `prefix-` and 12 random hex digits: valid as a bucket name and as a key component.
 pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+    crate::common::unique_name(prefix)
 }
 
 fn which(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
-/// A repository location in a fresh bucket of a running server, for the core scenarios.
-pub struct S3Backend<'a> {
-    server: &'a S3Server,
-    bucket: String,
-    /// Use a Kubernetes-Secret credential instead of a keyPair.
-    secret_credential: bool,
-    /// The profile's prefix.
-    prefix: &'static str,
-    rt: tokio::runtime::Runtime,
-}
-
-impl<'a> S3Backend<'a> {
-    /// A fresh bucket on `server`.
-    pub fn new(server: &'a S3Server, secret_credential: bool) -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let bucket = rt.block_on(server.fresh_bucket());
-        // s3s-fs stores base64(bucket) + base64(key) in one file name, so keys over ~160
-        // bytes fail there (real S3 allows 1024); the blueprint paths need every byte.
-        let prefix = if server.kind == "s3s-fs" {
-            ""
-        } else {
-            "team/pre"
-        };
-        S3Backend {
-            server,
-            bucket,
-            secret_credential,
-            prefix,
-            rt,
-        }
-    }
-
-    fn all_objects(&self) -> Vec<kando::storage::ObjectMeta> {
-        use kando::storage::Storage;
-        self.rt.block_on(async {
-            let storage =
-                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
-                    .await
-                    .unwrap();
-            storage.list("").await.unwrap()
-        })
-    }
-}
-
-impl S3Backend<'_> {
-    /// Deletes every object whose key starts with `prefix` (relative to the bucket), as
-    /// an operator or a lifecycle rule would.
-    pub fn delete_under(&self, prefix: &str) {
-        use kando::storage::Storage;
-        self.rt.block_on(async {
-            let storage =
-                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
-                    .await
-                    .unwrap();
-            for m in storage.list(prefix).await.unwrap() {
-                storage.delete(&m.key).await.unwrap();
-            }
-        })
-    }
-
-    /// The server this bucket is on.
-    pub fn server(&self) -> &S3Server {
-        self.server
-    }
-
-    /// Runs `f` on this backend's runtime.
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
-    }
-
-    /// The bucket.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// Every object under the bucket, with its bytes.
-    pub fn objects_with_bytes(&self) -> Vec<(String, Vec<u8>)> {
-        use kando::storage::Storage;
-        self.rt.block_on(async {
-            let storage =
-                kando::storage::s3::S3Storage::connect(self.server.config(&self.bucket, ""))
-                    .await
-                    .unwrap();
-            let mut out = Vec::new();
-            for m in storage.list("").await.unwrap() {
-                let bytes = storage.get(&m.key).await.unwrap();
-                out.push((m.key, bytes.to_vec()));
-            }
-            out
-        })
-    }
-
-    /// The server-side encryption headers of one object: (mode, KMS key id).
-    pub fn sse_of(&self, key: &str) -> (Option<String>, Option<String>) {
-        self.rt.block_on(async {
-            let head = self
-                .server
-                .client()
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-            (
-                head.server_side_encryption()
-                    .map(|m| m.as_str().to_string()),
-                head.ssekms_key_id().map(str::to_string),
-            )
-        })
-    }
-
-    /// Where the repository's objects start in the bucket.
-    pub fn repo_root(&self) -> String {
-        if self.prefix.is_empty() {
-            "kando-repo/".to_string()
-        } else {
-            format!("{}/kando-repo/", self.prefix)
-        }
-    }
-}
-
-impl S3Backend<'_> {
-    /// The profile with other keys (a keyPair credential).
-    pub fn profile_with_keys(&self, access: &str, secret: &str) -> String {
-        self.profile_with_credential(&format!(
-            r#"{{"Type":"keyPair","KeyPair":{{"ID":"{access}","Secret":"{secret}"}}}}"#
-        ))
-    }
-
-    /// The profile with `credential` (JSON) as its Credential.
-    pub fn profile_with_credential(&self, credential: &str) -> String {
-        format!(
-            r#"{{"Location":{{"type":"s3Compliant","bucket":"{}","endpoint":"{}","prefix":"{}","region":"{}"}},"Credential":{credential},"SkipSSLVerify":false}}"#,
-            self.bucket, self.server.endpoint, self.prefix, self.server.region
-        )
-    }
-}
-
-impl super::Backend for S3Backend<'_> {
-    fn profile(&self) -> String {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let credential = if self.secret_credential {
-            format!(
-                r#"{{"Type":"secret","Secret":{{"apiVersion":"v1","kind":"Secret","type":"secrets.kanister.io/aws","data":{{"aws_access_key_id":"{}","aws_secret_access_key":"{}"}}}}}}"#,
-                b64(&self.server.access_key),
-                b64(&self.server.secret_key)
-            )
-        } else {
-            format!(
-                r#"{{"Type":"keyPair","KeyPair":{{"ID":"{}","Secret":"{}"}},"Secret":null,"KopiaServerSecret":null}}"#,
-                self.server.access_key, self.server.secret_key
-            )
-        };
-        format!(
-            r#"{{"Location":{{"type":"s3Compliant","bucket":"{}","endpoint":"{}","prefix":"{}","region":"{}"}},"Credential":{credential},"SkipSSLVerify":false}}"#,
-            self.bucket, self.server.endpoint, self.prefix, self.server.region
-        )
-    }
-    fn object_keys(&self) -> Vec<String> {
-        self.all_objects().into_iter().map(|m| m.key).collect()
-    }
-    fn stored_bytes(&self) -> u64 {
-        self.all_objects().iter().map(|m| m.size).sum()
-    }
-    fn name(&self) -> String {
-        format!("s3/{}", self.server.kind)
-    }
 }

@@ -7,9 +7,7 @@ use std::io::Write;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::gc_scenarios::repo_objects;
-use super::scenarios::push_args;
-use super::*;
+use crate::common::*;
 
 /// Sends `sig` to process `pid`.
 pub fn signal(pid: u32, sig: i32) {
@@ -63,10 +61,7 @@ pub fn push_outcome(p: &str, path: &str, out: &Output, data: &[u8]) -> Option<St
 
 /// Final gc (no session counts as live) and a full read of every snapshot.
 pub fn final_gc_and_verify(p: &str) {
-    ok(&kando(
-        &["repo", "gc", "--profile", p, "--lock-stale-after", "0"],
-        b"",
-    ));
+    ok(&kando(&gc_args(p, &["--lock-stale-after", "0"]), b""));
     ok(&kando(
         &["repo", "verify", "--profile", p, "--read-data"],
         b"",
@@ -74,13 +69,7 @@ pub fn final_gc_and_verify(p: &str) {
 }
 
 fn spawn_push(p: &str, path: &str) -> Child {
-    kando_command()
-        .args(push_args(p, path))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_kando(&push_args(p, path))
 }
 
 /// Loss scenario 2: a push frozen (SIGSTOP) past the stale time while gc deletes what it
@@ -97,19 +86,9 @@ pub fn paused_push_is_fenced(b: &dyn Backend) {
     wait_stopped(&mut child);
     // Stale at once: gc waits for no session, deletes what A alone used (B has not
     // committed), B's dedup targets included.
-    let del = kando(
-        &[
-            "location",
-            "delete",
-            "--profile",
-            &p,
-            "--path",
-            "fence/a",
-            "--lock-stale-after",
-            "0",
-        ],
-        b"",
-    );
+    let mut delete = delete_args(&p, "fence/a");
+    delete.extend(["--lock-stale-after", "0"]);
+    let del = kando(&delete, b"");
     ok(&del);
     signal(child.id(), libc::SIGCONT);
     stdin.write_all(&data[cut..]).unwrap();
@@ -168,10 +147,7 @@ pub fn push_in_another_pid_namespace(b: &dyn Backend) {
     let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     let half = data.len() / 2;
     writer.write_all(&data[..half]).unwrap();
-    let del = kando(
-        &["location", "delete", "--profile", &p, "--path", "ns/a"],
-        b"",
-    );
+    let del = kando(&delete_args(&p, "ns/a"), b"");
     ok(&del);
     let stderr = String::from_utf8_lossy(&del.stderr);
     assert!(stderr.contains("deferred"), "{stderr}");
@@ -180,7 +156,7 @@ pub fn push_in_another_pid_namespace(b: &dyn Backend) {
     let out = child.wait_with_output().unwrap();
     ok(&out);
     let id = push_outcome(&p, "ns/b", &out, &data).expect("committed");
-    ok(&kando(&["repo", "gc", "--profile", &p], b""));
+    ok(&kando(&gc_args(&p, &[]), b""));
     let pulled = pull_id(&p, &id);
     ok(&pulled);
     assert!(pulled.stdout == data);
@@ -195,7 +171,7 @@ pub fn paused_gc_spares_a_later_push(b: &dyn Backend, point: &str) {
     push_id(&p, "pgc/a", &data);
     let mut gc = kando_command()
         .env("KANDO_TEST_STOP_AT", point)
-        .args(["location", "delete", "--profile", &p, "--path", "pgc/a"])
+        .args(delete_args(&p, "pgc/a"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -232,17 +208,14 @@ pub fn grace_then_reclaim(b: &dyn Backend) {
     }
     let del = kando_command()
         .env("KANDO_GC_GRACE", "3600")
-        .args(["location", "delete", "--profile", &p, "--path", "grace"])
+        .args(delete_args(&p, "grace"))
         .output()
         .unwrap();
     ok(&del);
     let stderr = String::from_utf8_lossy(&del.stderr);
     assert!(stderr.contains("grace period"), "{stderr}");
     assert!(repo_objects(b).iter().any(|k| k.starts_with("packs/")));
-    ok(&kando(
-        &["repo", "gc", "--profile", &p, "--gc-grace", "0"],
-        b"",
-    ));
+    ok(&kando(&gc_args(&p, &["--gc-grace", "0"]), b""));
     assert_eq!(
         repo_objects(b),
         vec!["config".to_string()],
@@ -304,7 +277,7 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
             .cloned()
         {
             let child = kando_command()
-                .args(["location", "delete", "--profile", &p, "--path", &victim])
+                .args(delete_args(&p, &victim))
                 .args(["--lock-stale-after", stale])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -314,7 +287,7 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
             children.push((format!("delete {victim}"), child, None));
         }
         let child = kando_command()
-            .args(["repo", "gc", "--profile", &p, "--lock-stale-after", stale])
+            .args(gc_args(&p, &["--lock-stale-after", stale]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -323,15 +296,7 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
         children.push(("gc".into(), child, None));
         if let Some((_, (id, _))) = alive.iter().nth(next(alive.len() as u64 + 1) as usize) {
             let child = kando_command()
-                .args([
-                    "location",
-                    "pull",
-                    "--profile",
-                    &p,
-                    "--kopia-snapshot",
-                    id,
-                    "-",
-                ])
+                .args(pull_snapshot_args(&p, id))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -476,17 +441,7 @@ pub fn delete_races_list(b: &dyn Backend, rounds: usize) {
         let p = &p;
         s.spawn(move || {
             for i in 0..rounds {
-                ok(&kando(
-                    &[
-                        "location",
-                        "delete",
-                        "--profile",
-                        p,
-                        "--path",
-                        &format!("dl/{i}"),
-                    ],
-                    b"",
-                ));
+                ok(&kando(&delete_args(p, &format!("dl/{i}")), b""));
             }
         });
         for _ in 0..rounds {

@@ -1,9 +1,10 @@
 //! The core scenarios, each a function of a [`Backend`], so one suite runs against the
 //! local directory and against every S3 server.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::process::{Output, Stdio};
 
-use super::*;
+use crate::common::*;
 
 /// Chunker sizes of a new repository (ChunkerParams::default).
 pub const MIN: usize = 128 * 1024;
@@ -11,32 +12,6 @@ pub const MIN: usize = 128 * 1024;
 pub const AVG: usize = 512 * 1024;
 /// Largest chunk.
 pub const MAX: usize = 2 * 1024 * 1024;
-
-/// `kando location push --profile P --path PATH -`.
-pub fn push_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
-    vec![
-        "location",
-        "push",
-        "--profile",
-        profile,
-        "--path",
-        path,
-        "-",
-    ]
-}
-
-/// `kando location pull --profile P --path PATH -`.
-pub fn pull_args<'a>(profile: &'a str, path: &'a str) -> Vec<&'a str> {
-    vec![
-        "location",
-        "pull",
-        "--profile",
-        profile,
-        "--path",
-        path,
-        "-",
-    ]
-}
 
 /// Byte-exact round trips through stdin/stdout for sizes at and around the chunker's
 /// bounds, and through files.
@@ -68,15 +43,7 @@ pub fn roundtrip_sizes(b: &dyn Backend) {
         let id = snap["id"].as_str().unwrap().to_string();
         // By path (newest) and by snapshot id.
         for extra in [vec![], vec!["--kopia-snapshot", id.as_str()]] {
-            let mut args = vec![
-                "location",
-                "pull",
-                "--profile",
-                &profile,
-                "--path",
-                &path,
-                "-",
-            ];
+            let mut args = pull_args(&profile, &path);
             args.extend(extra.iter());
             let out = kando(&args, b"");
             ok(&out);
@@ -383,10 +350,7 @@ pub fn delete_by_path_components(b: &dyn Backend) {
     for p in ["a/b", "a/b/c", "a/bc", "a"] {
         ok(&kando(&push_args(&profile, p), p.as_bytes()));
     }
-    ok(&kando(
-        &["location", "delete", "--profile", &profile, "--path", "a/b"],
-        b"",
-    ));
+    ok(&kando(&delete_args(&profile, "a/b"), b""));
     let list = kando(&["repo", "list", "--profile", &profile], b"");
     ok(&list);
     let listed = String::from_utf8_lossy(&list.stdout);
@@ -397,88 +361,25 @@ pub fn delete_by_path_components(b: &dyn Backend) {
     assert_eq!(paths.len(), 2, "{listed}");
     assert!(paths.contains(&"a/bc") && paths.contains(&"a"), "{listed}");
     // A path with no snapshots deletes nothing and succeeds (retire actions rerun).
-    ok(&kando(
-        &[
-            "location",
-            "delete",
-            "--profile",
-            &profile,
-            "--path",
-            "nothing/here",
-        ],
-        b"",
-    ));
+    ok(&kando(&delete_args(&profile, "nothing/here"), b""));
 }
 
 /// Failed commands write nothing to the location.
 pub fn bad_input_writes_nothing(b: &dyn Backend) {
     let profile = b.profile();
     // Give the location a repository first, so "nothing written" is checked against one.
-    super::push_id(&profile, "seed", b"seed");
+    push_id(&profile, "seed", b"seed");
     let before = b.object_keys();
     let unknown = "0123456789abcdef0123456789abcdef";
     for (args, stdin) in [
+        (pull_snapshot_args(&profile, unknown), ""),
+        (pull_args(&profile, "never/pushed"), ""),
+        (delete_snapshot_args(&profile, unknown), ""),
         (
-            vec![
-                "location",
-                "pull",
-                "--profile",
-                &profile,
-                "--kopia-snapshot",
-                unknown,
-                "-",
-            ],
-            "",
-        ),
-        (
-            vec![
-                "location",
-                "pull",
-                "--profile",
-                &profile,
-                "--path",
-                "never/pushed",
-                "-",
-            ],
-            "",
-        ),
-        (
-            vec![
-                "location",
-                "delete",
-                "--profile",
-                &profile,
-                "--kopia-snapshot",
-                unknown,
-            ],
-            "",
-        ),
-        (
-            vec![
-                "location",
-                "push",
-                "--profile",
-                &profile,
-                "--path",
-                "x",
-                "--output-name",
-                "bad-key",
-                "-",
-            ],
+            push_with(&profile, "x", &["--output-name", "bad-key"]),
             "data",
         ),
-        (
-            vec![
-                "location",
-                "push",
-                "--profile",
-                &profile,
-                "--path",
-                "../escape",
-                "-",
-            ],
-            "data",
-        ),
+        (push_args(&profile, "../escape"), "data"),
         (
             vec![
                 "location",
@@ -501,4 +402,30 @@ pub fn bad_input_writes_nothing(b: &dyn Backend) {
         "a failed command wrote to {}",
         b.name()
     );
+}
+
+/// Streams `kando location pull … -` and returns (bytes, BLAKE3) of its stdout, without
+/// holding the whole stream in memory.
+pub fn pull_digest(args: &[&str]) -> (Output, u64, blake3::Hash) {
+    let mut child = kando_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut h = blake3::Hasher::new();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = stdout.read(&mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let out = child.wait_with_output().unwrap();
+    (out, n, h.finalize())
 }
