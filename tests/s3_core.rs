@@ -106,7 +106,7 @@ fn s3_errors_through_the_binary() {
     common::ok(&common::kando(&common::push_args(&good, "seed"), b"seed"));
     let before = b.object_keys();
     // A loopback port nothing listens on.
-    let closed = free_port();
+    let closed = common::free_port();
     let cases = [
         (
             good.replace(&server.secret_key, "wrong-secret"),
@@ -221,7 +221,7 @@ fn irsa_secret_falls_back_to_web_identity(b: &S3Backend) {
     assert!(out.stdout == data);
     // With the STS endpoint unreachable there are no credentials: proof the exchange above
     // was what authenticated.
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
     common::fails_69(&run(&dead, &common::pull_args(&p, "irsa"), b""));
 }
 
@@ -234,13 +234,4 @@ fn chaos_long_on_rgw() {
         return;
     };
     safety::chaos(&S3Backend::new(&server, false), 40);
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on (just released by the OS).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -2,6 +2,7 @@
 //! compatibility layer to the commands. Exit status is 0 or 69, as upstream's.
 
 mod args;
+mod azure;
 mod gcs;
 mod location_cmds;
 mod open;

@@ -68,7 +68,8 @@ async fn open_at(
         }
         LocationType::S3Compliant => crate::cli::s3::open(profile, root, sse).await,
         LocationType::Gcs => crate::cli::gcs::open(profile, root).await,
-        LocationType::Azure | LocationType::Kopia => bail!(
+        LocationType::Azure => crate::cli::azure::open(profile, root).await,
+        LocationType::Kopia => bail!(
             "Location type {} is recognised but not supported by this kando yet; use s3Compliant or local",
             loc.kind.as_str()
         ),

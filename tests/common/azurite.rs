@@ -39,7 +39,7 @@ pub struct Azurite {
     pub key: String,
     /// The emulator's directory (`log/azurite.out`, `pids/`, `env`).
     pub workdir: PathBuf,
-    server: Emulator,
+    _server: Emulator,
 }
 
 impl Azurite {
@@ -51,7 +51,7 @@ impl Azurite {
             account: server.get("AZURE_ACCOUNT")?,
             key: server.get("AZURE_KEY")?,
             workdir: server.workdir().to_path_buf(),
-            server,
+            _server: server,
         })
     }
 
@@ -384,4 +384,103 @@ fn xml_unescape(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&apos;", "'")
         .replace("&amp;", "&")
+}
+
+/// How an [`AzureBackend`]'s profile carries the account key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AzureCredential {
+    /// `keyPair`: ID = account, Secret = key.
+    KeyPair,
+    /// A `secrets.kanister.io/azure` Secret with account and key.
+    Secret,
+}
+
+/// A repository location in a fresh container of a running Azurite, for the core scenarios.
+pub struct AzureBackend<'a> {
+    server: &'a Azurite,
+    container: String,
+    credential: AzureCredential,
+}
+
+impl<'a> AzureBackend<'a> {
+    /// A fresh container on `server`.
+    pub fn new(server: &'a Azurite, credential: AzureCredential) -> Self {
+        AzureBackend {
+            container: server.fresh_container(),
+            server,
+            credential,
+        }
+    }
+
+    /// The container.
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    /// The emulator.
+    pub fn server(&self) -> &Azurite {
+        self.server
+    }
+
+    /// The profile with `credential` (a JSON value) as its Credential.
+    pub fn profile_with(&self, credential: serde_json::Value) -> String {
+        serde_json::json!({
+            "Location": {"type": "azure", "bucket": self.container, "endpoint": self.server.endpoint, "prefix": "team/pre"},
+            "Credential": credential,
+            "SkipSSLVerify": false
+        })
+        .to_string()
+    }
+
+    /// A `secrets.kanister.io/azure` Secret credential with `data` (plain values, encoded
+    /// here).
+    pub fn secret_credential(data: &[(&str, &str)]) -> serde_json::Value {
+        use base64::Engine;
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+                (k.to_string(), serde_json::Value::String(b64))
+            })
+            .collect();
+        serde_json::json!({"Type": "secret", "Secret": {"type": "secrets.kanister.io/azure", "data": data}})
+    }
+
+    /// Where the repository's objects start in the container.
+    pub fn repo_root(&self) -> String {
+        "team/pre/kando-repo/".to_string()
+    }
+
+    /// Deletes every blob whose name starts with `prefix`, as an operator would.
+    pub fn delete_under(&self, prefix: &str) {
+        for (name, _) in self.server.list_blobs(&self.container, prefix).unwrap() {
+            self.server.delete_blob(&self.container, &name).unwrap();
+        }
+    }
+}
+
+impl crate::common::Backend for AzureBackend<'_> {
+    fn profile(&self) -> String {
+        let (account, key) = (self.server.account.as_str(), self.server.key.as_str());
+        self.profile_with(match self.credential {
+            AzureCredential::KeyPair => serde_json::json!({
+                "Type": "keyPair", "KeyPair": {"ID": account, "Secret": key}
+            }),
+            AzureCredential::Secret => Self::secret_credential(&[
+                ("azure_storage_account_id", account),
+                ("azure_storage_key", key),
+            ]),
+        })
+    }
+    fn object_keys(&self) -> Vec<String> {
+        let blobs = self.server.list_blobs(&self.container, "").unwrap();
+        blobs.into_iter().map(|(k, _)| k).collect()
+    }
+    fn stored_bytes(&self) -> u64 {
+        let blobs = self.server.list_blobs(&self.container, "").unwrap();
+        blobs.into_iter().map(|(_, n)| n).sum()
+    }
+    fn name(&self) -> String {
+        format!("azurite container {}", self.container)
+    }
 }

@@ -53,7 +53,7 @@ pub fn is_selected(kind: &str) -> bool {
 
 /// True under CI, where a selected emulator that cannot start fails the test.
 pub fn in_ci() -> bool {
-    crate::common::in_ci()
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// Runs `start` when `kind` is selected. `None` (after a note on stderr) when it is not
@@ -354,5 +354,5 @@ pub fn pct_decode(s: &str) -> String {
 
 /// `prefix-` and 12 random hex digits: valid as a container or bucket name.
 pub fn unique_name(prefix: &str) -> String {
-    crate::common::unique_name(prefix)
+    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }

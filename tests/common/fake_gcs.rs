@@ -22,7 +22,7 @@ pub struct FakeGcs {
     pub endpoint: String,
     /// The emulator's directory (`log/fake-gcs.out`, `pids/`, `env`).
     pub workdir: PathBuf,
-    server: Emulator,
+    _server: Emulator,
 }
 
 impl FakeGcs {
@@ -32,7 +32,7 @@ impl FakeGcs {
         Ok(FakeGcs {
             endpoint: server.get("GCS_ENDPOINT")?,
             workdir: server.workdir().to_path_buf(),
-            server,
+            _server: server,
         })
     }
 

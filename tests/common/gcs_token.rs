@@ -117,6 +117,7 @@ fn serve(
             )
         }
         Err(why) => {
+            eprintln!("token endpoint: refused an assertion: {why}");
             counts.refused.fetch_add(1, Ordering::SeqCst);
             (
                 "400 Bad Request",
@@ -138,7 +139,12 @@ fn check(form: &str, public_key: &[u8], audience: &str) -> Result<(), String> {
         form.split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.replace("%3A", ":").replace("%3a", ":"))
+            .map(|(_, v)| {
+                let v = v.replace('+', " ");
+                percent_encoding::percent_decode_str(&v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
     };
     if field("grant_type").as_deref() != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
         return Err(format!("bad grant_type in {form}"));

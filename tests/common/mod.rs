@@ -23,18 +23,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-/// True under CI (`CI=true` or `1`), where a selected server that cannot start fails
-/// the test instead of skipping it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// `prefix-` and 12 random hex digits: valid as a bucket or container name and as a key
-/// component.
-pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-}
-
 /// The binary under test.
 pub fn kando_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kando"))
@@ -348,4 +336,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (just released by the OS).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
