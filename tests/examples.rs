@@ -12,7 +12,15 @@
 //! both restored byte for byte, the first deleted (its restore then fails with exit 69 and
 //! the second still restores), the second deleted.
 
+#[path = "common/azurite.rs"]
+pub mod azurite;
 pub mod common;
+#[path = "common/emulators.rs"]
+pub mod emulators;
+#[path = "common/fake_gcs.rs"]
+pub mod fake_gcs;
+#[path = "common/gcs_token.rs"]
+pub mod gcs_token;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -226,10 +234,10 @@ impl Ctx<'_> {
 }
 
 /// One example blueprint and the place it runs.
-struct Example {
+struct Example<'a> {
     name: String,
     blueprint: Yaml,
-    backend: LocalBackend,
+    backend: Box<dyn Backend + 'a>,
     work: tempfile::TempDir,
 }
 
@@ -266,8 +274,8 @@ fn write_tools(dir: &Path) {
     }
 }
 
-impl Example {
-    fn load(file: &str) -> Example {
+impl<'a> Example<'a> {
+    fn load(file: &str, backend: Box<dyn Backend + 'a>) -> Example<'a> {
         let text = std::fs::read_to_string(examples_dir().join(file)).unwrap();
         let blueprint = load(&text);
         assert_eq!(blueprint.at("apiVersion").str(), "cr.kanister.io/v1alpha1");
@@ -284,7 +292,7 @@ impl Example {
         Example {
             name: file.to_string(),
             blueprint,
-            backend: LocalBackend::new(),
+            backend,
             work,
         }
     }
@@ -426,9 +434,14 @@ impl Example {
     }
 }
 
-/// The whole life of two backups through one example blueprint.
+/// The whole life of two backups through one example blueprint, on a local repository.
 fn lifecycle(file: &str, seed: u64) {
-    let ex = Example::load(file);
+    lifecycle_on(file, seed, Box::new(LocalBackend::new()));
+}
+
+/// The whole life of two backups through one example blueprint, on `backend`.
+fn lifecycle_on(file: &str, seed: u64, backend: Box<dyn Backend + '_>) {
+    let ex = Example::load(file, backend);
     let first = common::dump_text(seed, 12 << 20);
     // The next night's dump: a few rows inserted in the middle, so every later byte moves.
     let mut second = first.clone();
@@ -494,6 +507,138 @@ fn mysql() {
     lifecycle("mysql.yaml", 84);
 }
 
+/// A profile file of examples/profiles/ as Kanister renders `{{ toJson .Profile }}` from
+/// it: the Profile's location (with `bucket` and `endpoint` replaced to reach a test
+/// server) and its credential read from the Secret beside it, whose values `secret`
+/// replaces (the file holds placeholders).
+fn kanister_profile<'a>(
+    file: &str,
+    bucket: &str,
+    endpoint: &str,
+    secret: &[(&str, &str)],
+) -> RenderedProfile<'a> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(examples_dir().join("profiles").join(file)).unwrap();
+    let docs: Vec<Yaml> = yaml_rust2::YamlLoader::load_from_str(&text)
+        .unwrap()
+        .iter()
+        .map(tree)
+        .collect();
+    let kind = |k: &str| docs.iter().find(|d| d.at("kind").str() == k).unwrap();
+    let (sec, prof) = (kind("Secret"), kind("Profile"));
+    let mut values: Vec<(String, String)> = sec
+        .at("stringData")
+        .entries()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.str().to_string()))
+        .collect();
+    for (k, v) in secret {
+        let slot = values.iter_mut().find(|(name, _)| name == k);
+        slot.unwrap_or_else(|| panic!("{file}: the Secret has no {k}"))
+            .1 = v.to_string();
+    }
+    let value = |k: &str| values.iter().find(|(name, _)| name == k).unwrap().1.clone();
+    let loc = prof.at("location");
+    let cred = prof.at("credential");
+    let credential = match cred.at("type").str() {
+        "keyPair" => {
+            let kp = cred.at("keyPair");
+            serde_json::json!({"Type": "keyPair", "KeyPair": {"ID": value(kp.at("idField").str()), "Secret": value(kp.at("secretField").str())}, "Secret": null, "KopiaServerSecret": null})
+        }
+        "secret" => {
+            let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+            let data: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), b64(v).into()))
+                .collect();
+            serde_json::json!({"Type": "secret", "KeyPair": null, "Secret": {"apiVersion": "v1", "kind": "Secret", "metadata": sec.at("metadata").to_json(), "type": sec.at("type").str(), "data": data}, "KopiaServerSecret": null})
+        }
+        other => panic!("{file}: credential type {other}"),
+    };
+    let profile = serde_json::json!({
+        "Location": {"type": loc.at("type").str(), "bucket": bucket, "endpoint": endpoint, "prefix": loc.at("prefix").str(), "region": ""},
+        "Credential": credential,
+        "SkipSSLVerify": prof.at("skipSSLVerify").str() == "true",
+    });
+    RenderedProfile {
+        profile: profile.to_string(),
+        stored: Box::new(|| 0),
+    }
+}
+
+/// A repository reached through a rendered profile; `stored` counts its bytes.
+struct RenderedProfile<'a> {
+    profile: String,
+    stored: Box<dyn Fn() -> u64 + 'a>,
+}
+
+impl Backend for RenderedProfile<'_> {
+    fn profile(&self) -> String {
+        self.profile.clone()
+    }
+    fn object_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn stored_bytes(&self) -> u64 {
+        (self.stored)()
+    }
+    fn name(&self) -> String {
+        "rendered profile".to_string()
+    }
+}
+
+/// examples/profiles/gcs.yaml with the PostgreSQL blueprint, on fake-gcs-server.
+#[test]
+fn postgresql_with_the_gcs_profile() {
+    let Some(server) = fake_gcs::FakeGcs::start_selected() else {
+        return;
+    };
+    let tokens = gcs_token::TokenServer::start(3600);
+    let bucket = server.fresh_bucket();
+    let key = tokens.key_json();
+    let mut b = kanister_profile(
+        "gcs.yaml",
+        &bucket,
+        &server.endpoint,
+        &[("service-account.json", &key)],
+    );
+    let (server, bucket) = (&server, bucket.clone());
+    b.stored = Box::new(move || {
+        server
+            .list_objects(&bucket, "")
+            .unwrap()
+            .iter()
+            .map(|o| o.1)
+            .sum()
+    });
+    lifecycle_on("postgresql.yaml", 85, Box::new(b));
+    assert_eq!(tokens.refused(), 0);
+}
+
+/// examples/profiles/azure.yaml with the MongoDB blueprint, on Azurite.
+#[test]
+fn mongodb_with_the_azure_profile() {
+    let Some(server) = azurite::Azurite::start_selected() else {
+        return;
+    };
+    let container = server.fresh_container();
+    let secret = [
+        ("azure_storage_account_id", server.account.as_str()),
+        ("azure_storage_key", server.key.as_str()),
+    ];
+    let mut b = kanister_profile("azure.yaml", &container, &server.endpoint, &secret);
+    let (server, container) = (&server, container.clone());
+    b.stored = Box::new(move || {
+        server
+            .list_blobs(&container, "")
+            .unwrap()
+            .iter()
+            .map(|o| o.1)
+            .sum()
+    });
+    lifecycle_on("mongodb-path.yaml", 86, Box::new(b));
+}
+
 /// Every YAML file in examples/ is one of the blueprints above.
 #[test]
 fn every_example_is_tested() {
@@ -512,6 +657,12 @@ fn every_example_is_tested() {
             "postgresql.yaml"
         ]
     );
+    let mut profiles: Vec<String> = std::fs::read_dir(examples_dir().join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    profiles.sort();
+    assert_eq!(profiles, ["azure.yaml", "gcs.yaml"]);
 }
 
 /// The examples read exactly as PyYAML reads them (skipped without PyYAML).

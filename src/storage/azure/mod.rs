@@ -108,18 +108,35 @@ fn kind_of(e: &object_store::Error) -> Kind {
         E::AlreadyExists { .. } | E::Precondition { .. } => Kind::Exists,
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => Kind::Denied,
         _ => {
-            let text = error_chain(e);
+            let (status, code) = status_and_code(e);
             if connector::is_unreachable(e) {
                 Kind::Unreachable
-            } else if text.contains("403") || text.contains("AuthorizationFailure") {
+            } else if status == Some(403) || status == Some(401) {
                 Kind::Denied
-            } else if text.contains("ContainerNotFound") || text.contains("404") {
+            } else if status == Some(404) || code.as_deref() == Some("ContainerNotFound") {
                 Kind::NotFound
             } else {
                 Kind::Other
             }
         }
     }
+}
+
+/// The HTTP status and Azure error code in an object_store error's text (its status type
+/// is private): "... status code: 404 Not Found: <?xml ...><Code>ContainerNotFound</Code>".
+fn status_and_code(e: &object_store::Error) -> (Option<u16>, Option<String>) {
+    let text = error_chain(e);
+    let status = text
+        .split("status code: ")
+        .nth(1)
+        .and_then(|rest| rest.get(..3))
+        .and_then(|s| s.parse().ok());
+    let code = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Code>").next())
+        .map(str::to_string);
+    (status, code)
 }
 
 impl AzureStorage {
@@ -276,12 +293,20 @@ impl AzureStorage {
     }
 }
 
-/// The error's message without object_store's request dump: its last two causes.
+/// The error for people: "HTTP 404 ContainerNotFound: The specified container does not
+/// exist." when the server said so, else the error chain on one line.
 fn short(e: &object_store::Error) -> String {
-    let chain = error_chain(e);
-    let parts: Vec<&str> = chain.split(": ").collect();
-    let tail = parts[parts.len().saturating_sub(3)..].join(": ");
-    tail.split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = error_chain(e);
+    let message = text
+        .split("<Message>")
+        .nth(1)
+        .and_then(|rest| rest.split(['\n', '<']).next())
+        .map(str::trim);
+    match (status_and_code(e), message) {
+        ((Some(s), Some(c)), Some(m)) => format!("HTTP {s} {c}: {m}"),
+        ((Some(s), Some(c)), None) => format!("HTTP {s} {c}"),
+        _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 fn is_body_failure(e: &object_store::Error) -> bool {

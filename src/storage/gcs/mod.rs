@@ -169,7 +169,7 @@ impl GcsStorage {
         context: &str,
         build: impl Fn() -> http::request::Builder,
         body: &Bytes,
-        handle: impl Fn(Answer) -> Result<T, Answer>,
+        handle: impl Fn(Answer) -> Result<T, Box<Answer>>,
     ) -> StorageResult<T> {
         retry(policy, context, || async {
             let token = self
@@ -187,7 +187,7 @@ impl GcsStorage {
             let answer = self.http.send(request).await?;
             match handle(answer) {
                 Ok(v) => Ok(v),
-                Err(answer) => Err(self.failure(context, answer)),
+                Err(answer) => Err(self.failure(context, *answer)),
             }
         })
         .await
@@ -246,7 +246,7 @@ impl GcsStorage {
                     StatusCode::OK => Ok(Some(a.body)),
                     // The bucket itself is missing.
                     StatusCode::NOT_FOUND => Ok(None),
-                    _ => Err(a),
+                    _ => Err(Box::new(a)),
                 },
             )
             .await?;
@@ -301,7 +301,7 @@ impl GcsStorage {
             |a| match a.status {
                 s if s.is_success() => Ok(Upload::Written),
                 StatusCode::PRECONDITION_FAILED if if_absent => Ok(Upload::Exists),
-                _ => Err(a),
+                _ => Err(Box::new(a)),
             },
         )
         .await
@@ -329,7 +329,7 @@ impl GcsStorage {
                     | StatusCode::PARTIAL_CONTENT
                     | StatusCode::NOT_FOUND
                     | StatusCode::RANGE_NOT_SATISFIABLE => Ok(a),
-                    _ => Err(a),
+                    _ => Err(Box::new(a)),
                 },
             )
             .await?;
@@ -448,7 +448,7 @@ impl Storage for GcsStorage {
             &Bytes::new(),
             |a| match a.status {
                 s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-                _ => Err(a),
+                _ => Err(Box::new(a)),
             },
         )
         .await
@@ -467,7 +467,7 @@ impl Storage for GcsStorage {
                 |a| match a.status {
                     StatusCode::OK => Ok(Some(a.body)),
                     StatusCode::NOT_FOUND => Ok(None),
-                    _ => Err(a),
+                    _ => Err(Box::new(a)),
                 },
             )
             .await?;
