@@ -4,6 +4,8 @@
 //! the CLI, credentials (token cached, refreshed before expiry, a wrong key refused), and
 //! the errors a blueprint must see as one line and exit 69.
 
+#[path = "common/cloud_suites.rs"]
+pub mod cloud_suites;
 pub mod common;
 #[path = "common/conformance.rs"]
 pub mod conformance;
@@ -24,11 +26,9 @@ use std::time::Duration;
 
 use common::Backend;
 use fake_gcs::{FakeGcs, GcsBackend};
-use gc_scenarios as gc;
 use gcs_token::TokenServer;
 use kando::storage::gcs::{GcsConfig, GcsCredentials, GcsStorage};
 use kando::storage::retry::RetryPolicy;
-use scenarios as core;
 
 fn config(server: &FakeGcs, bucket: &str, root: &str, credentials: GcsCredentials) -> GcsConfig {
     GcsConfig {
@@ -93,37 +93,7 @@ fn core_suite_on_fake_gcs() {
     };
     let tokens = TokenServer::start(3600);
     let key = tokens.key_json();
-    let fresh = || GcsBackend::new(&server, &key);
-
-    core::roundtrip_sizes(&fresh());
-    core::roundtrip_large(&fresh(), 100 << 20);
-    core::dedup(&fresh());
-    core::smallest_pipelines(&fresh());
-    core::blueprint_shapes(&fresh());
-    core::delete_by_path_components(&fresh());
-    let b = fresh();
-    core::bad_input_writes_nothing(&b);
-    let root = b.repo_root();
-    assert!(
-        b.object_keys().iter().all(|k| k.starts_with(&root)),
-        "{:?}",
-        b.object_keys()
-    );
-
-    gc::delete_all_leaves_only_config(&fresh());
-    gc::delete_shared_keeps_the_other(&fresh());
-    gc::racing_init_agrees(&fresh());
-    gc::delete_defers_while_in_use(&fresh());
-    gc::killed_pushes_leave_nothing(&fresh(), 10);
-    gc::race_push_delete(&fresh(), 16);
-
-    safety::paused_push_is_fenced(&fresh());
-    safety::paused_gc_spares_a_later_push(&fresh(), "condemn-decided");
-    safety::paused_gc_spares_a_later_push(&fresh(), "finalize-decided");
-    safety::grace_then_reclaim(&fresh());
-    let b = fresh();
-    let packs = format!("{}packs/", b.repo_root());
-    safety::lost_pack_heals(&b, &|| b.delete_under(&packs));
+    cloud_suites::core_gc_safety(&|| GcsBackend::new(&server, &key));
     assert_eq!(tokens.refused(), 0);
 }
 
@@ -135,28 +105,7 @@ fn encrypted_suite_on_fake_gcs() {
     };
     let tokens = TokenServer::start(3600);
     let key = tokens.key_json();
-    let fresh = || GcsBackend::new(&server, &key);
-    core::roundtrip_sizes(&fresh());
-    core::dedup(&fresh());
-    core::blueprint_shapes(&fresh());
-    core::bad_input_writes_nothing(&fresh());
-    gc::delete_shared_keeps_the_other(&fresh());
-    gc::race_push_delete(&fresh(), 8);
-    let b = fresh();
-    let marker = b"KANDO-GCS-PLAINTEXT-MARKER";
-    let mut data = common::dump_text(5, 2 << 20);
-    for at in (0..data.len() - marker.len()).step_by(8192) {
-        data[at..at + marker.len()].copy_from_slice(marker);
-    }
-    common::push_id(&b.profile(), "gcs-marker-path/db", &data);
-    for (name, _) in server.list_objects(b.bucket(), "").unwrap() {
-        assert!(!name.contains("gcs-marker-path"), "{name}");
-        let bytes = server.get_object(b.bucket(), &name).unwrap().unwrap();
-        assert!(
-            !bytes.windows(marker.len()).any(|w| w == marker),
-            "plaintext in {name}"
-        );
-    }
+    cloud_suites::encrypted(&|| GcsBackend::new(&server, &key));
 }
 
 /// Tokens: one per process while valid; fetched again when within the refresh margin of
@@ -230,4 +179,19 @@ fn gcs_errors_are_one_line() {
         .replace(&server.endpoint, &format!("http://127.0.0.1:{port}"));
     let msg = common::fails_69(&common::kando(&common::push_args(&dead, "x"), b"data"));
     assert!(msg.contains("cannot reach the GCS endpoint"), "{msg}");
+}
+
+impl cloud_suites::Bucket for GcsBackend<'_> {
+    fn repo_root(&self) -> String {
+        GcsBackend::repo_root(self)
+    }
+    fn delete_under(&self, prefix: &str) {
+        GcsBackend::delete_under(self, prefix)
+    }
+    fn read_object(&self, name: &str) -> Vec<u8> {
+        self.server()
+            .get_object(self.bucket(), name)
+            .unwrap()
+            .unwrap()
+    }
 }

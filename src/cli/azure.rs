@@ -10,7 +10,6 @@ use anyhow::{anyhow, bail, Result};
 
 use crate::compat::profile::{Credential, Profile};
 use crate::storage::azure::{AzureConfig, AzureCredentials, AzureStorage};
-use crate::storage::retry::RetryPolicy;
 use crate::storage::DynStorage;
 
 /// The blob host suffix of an `azure_storage_environment` (case-insensitive).
@@ -120,10 +119,7 @@ pub fn config(profile: &Profile, root: &str) -> Result<AzureConfig> {
         Some(c) => c,
         None => AzureCredentials::Sas(sas_token(&endpoint)?),
     };
-    let mut retry = RetryPolicy::default();
-    if let Some(t) = super::s3::request_timeout_from_env()? {
-        retry.attempt_timeout = t;
-    }
+    let retry = super::s3::retry_policy()?;
     Ok(AzureConfig {
         account,
         container: loc.bucket.clone(),

@@ -9,7 +9,6 @@ use anyhow::{bail, Result};
 
 use crate::compat::profile::{Credential, Profile};
 use crate::storage::gcs::{GcsConfig, GcsCredentials, GcsStorage};
-use crate::storage::retry::RetryPolicy;
 use crate::storage::DynStorage;
 
 /// Builds the GCS configuration for the repository at `root` in the profile's bucket.
@@ -42,10 +41,7 @@ pub fn config(profile: &Profile, root: &str) -> Result<GcsConfig> {
     } else {
         String::new()
     };
-    let mut retry = RetryPolicy::default();
-    if let Some(t) = super::s3::request_timeout_from_env()? {
-        retry.attempt_timeout = t;
-    }
+    let retry = super::s3::retry_policy()?;
     Ok(GcsConfig {
         bucket: loc.bucket.clone(),
         root: root.to_string(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 
 use crate::compat::profile::{Credential, Profile};
+use crate::storage::retry::RetryPolicy;
 use crate::storage::s3::{S3Config, S3Credentials, S3Storage, ServerSideEncryption};
 use crate::storage::DynStorage;
 
@@ -53,18 +54,18 @@ pub fn config(
     cfg.region = Some(loc.region.clone()).filter(|r| !r.is_empty());
     cfg.skip_ssl_verify = profile.skip_ssl_verify;
     cfg.sse = sse;
-    if let Some(t) = request_timeout_from_env()? {
-        cfg.retry.attempt_timeout = t;
-    }
+    cfg.retry = retry_policy()?;
     Ok(cfg)
 }
 
-/// `KANDO_S3_REQUEST_TIMEOUT` (the per-attempt timeout of every object-store backend,
-/// named when S3 was the only one), if set.
-pub fn request_timeout_from_env() -> Result<Option<std::time::Duration>> {
-    std::env::var_os("KANDO_S3_REQUEST_TIMEOUT")
-        .map(|v| request_timeout(&v.to_string_lossy()))
-        .transpose()
+/// The retry policy of every object-store backend: the defaults, with the per-attempt
+/// timeout from `KANDO_S3_REQUEST_TIMEOUT` when set (named when S3 was the only one).
+pub fn retry_policy() -> Result<RetryPolicy> {
+    let mut policy = RetryPolicy::default();
+    if let Some(v) = std::env::var_os("KANDO_S3_REQUEST_TIMEOUT") {
+        policy.attempt_timeout = request_timeout(&v.to_string_lossy())?;
+    }
+    Ok(policy)
 }
 
 /// `KANDO_S3_REQUEST_TIMEOUT`: whole seconds from 1 to a day; anything else is an error

@@ -173,6 +173,11 @@ impl<'a> GcsBackend<'a> {
         &self.bucket
     }
 
+    /// The emulator.
+    pub fn server(&self) -> &FakeGcs {
+        self.server
+    }
+
     /// The profile with another key.
     pub fn profile_with_key(&self, key_json: &str) -> String {
         serde_json::json!({
