@@ -78,16 +78,16 @@ fn profile_errors() {
         (
             vec![
                 "--profile".into(),
-                r#"{"Location":{"type":"gcs","bucket":"b"}}"#.into(),
+                r#"{"Location":{"type":"gcs"}}"#.into(),
             ],
-            "gcs",
+            "the gcs Location has no bucket",
         ),
         (
             vec![
                 "--profile".into(),
                 r#"{"Location":{"type":"azure"}}"#.into(),
             ],
-            "azure",
+            "the azure Location has no bucket",
         ),
         (
             vec![
