@@ -22,6 +22,10 @@ log() { printf 'server.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 
+# Shared daemon helpers (pid files, readiness, stop, log tails).
+# shellcheck source=../lib/daemons.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/daemons.sh"
+
 # ---------------------------------------------------------------- helpers
 
 # Print N distinct free loopback ports. All sockets are held open until every
@@ -58,32 +62,6 @@ stage() { printf '%s [server.sh] %s\n' "$(date +%T.%N | cut -c1-12)" "$*" >>"$W/
 # Run a set-up command with its output into log/setup.log.
 logged() { "$@" >>"$W/log/setup.log" 2>&1; }
 
-# Running, and not a zombie: our daemons are reparented to PID 1, and a PID 1
-# that reaps lazily (this VM's init takes ~1.3 s) leaves exited daemons as
-# zombies that `kill -0` still reports.
-pid_alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
-
-# wait_for <what> <pid-or-empty> <command...>: poll the command until it
-# succeeds; give up after START_TIMEOUT seconds or when the daemon died.
-wait_for() {
-  local what=$1 pid=$2 deadline=$((SECONDS + START_TIMEOUT))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ -n "$pid" ] && ! pid_alive "$pid"; then
-      log "$what: process $pid exited"; return 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "$what: not ready after ${START_TIMEOUT}s"; return 1
-    fi
-    sleep 0.2
-  done
-}
-
 # spawn <name> <command...>: start a daemon in the background in its own
 # session (so Ctrl-C or a test harness killing our process group leaves it to
 # `stop`), stdout/stderr into log/<name>.out, pid into pids/<name>.pid.
@@ -94,72 +72,6 @@ spawn() {
   setsid "$@" </dev/null >"$W/log/$name.out" 2>&1 &
   echo "$! $(start_time $!)" >"$W/pids/$name.pid"
   echo $!
-}
-
-# Kernel start time of a pid (field 22 of /proc/PID/stat): with the pid it
-# identifies a process for good, so `stop` never signals a recycled pid.
-start_time() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  stat=${stat##*) } # the command name may hold spaces; fields restart after ") "
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo "${20}"
-}
-
-# True when the pid file's process still runs (same pid, same start time).
-pidfile_alive() {
-  local pid started
-  read -r pid started <"$1" 2>/dev/null || return 1
-  [ -n "$pid" ] && pid_alive "$pid" && [ "$(start_time "$pid")" = "$started" ]
-}
-
-# stop_pids <pidfile>...: TERM every live process named at once, wait up to
-# 15 s, then KILL what is left and wait for that too.
-stop_pids() {
-  local f pid i
-  local -a pids=()
-  for f in "$@"; do
-    [ -e "$f" ] || continue
-    if pidfile_alive "$f"; then
-      read -r pid _ <"$f"
-      pids+=("$pid")
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  [ ${#pids[@]} -gt 0 ] || { rm -f "$@"; return 0; }
-  for ((i = 0; i < 150; i++)); do
-    any_alive "${pids[@]}" || break
-    sleep 0.1
-  done
-  if any_alive "${pids[@]}"; then
-    log "ignored SIGTERM for 15s, sending SIGKILL: $(alive_of "${pids[@]}")"
-    # shellcheck disable=SC2046
-    kill -KILL $(alive_of "${pids[@]}") 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do any_alive "${pids[@]}" || break; sleep 0.1; done
-  fi
-  if any_alive "${pids[@]}"; then
-    log "still alive after SIGKILL: $(alive_of "${pids[@]}")"
-    return 1
-  fi
-  rm -f "$@"
-}
-
-any_alive() { [ -n "$(alive_of "$@")" ]; }
-alive_of() {
-  local p out=()
-  for p in "$@"; do pid_alive "$p" && out+=("$p"); done
-  echo "${out[*]}"
-}
-
-# Print the tail of every log so a failed start explains itself.
-dump_logs() {
-  local f
-  for f in "$W"/log/*; do
-    [ -s "$f" ] || continue
-    printf '==> %s (last 20 lines) <==\n' "$f" >&2
-    tail -n 20 "$f" >&2
-  done
 }
 
 write_env() {
