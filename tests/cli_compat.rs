@@ -76,10 +76,7 @@ fn profile_errors() {
             "Unsupported Location type: ftp",
         ),
         (
-            vec![
-                "--profile".into(),
-                r#"{"Location":{"type":"gcs"}}"#.into(),
-            ],
+            vec!["--profile".into(), r#"{"Location":{"type":"gcs"}}"#.into()],
             "the gcs Location has no bucket",
         ),
         (

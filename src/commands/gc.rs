@@ -1,6 +1,8 @@
 //! Garbage collection: reclaims the space of deleted snapshots in two phases ordered by the
 //! gc journal (`repo/journal.rs`), so that no pause, clock or crash can make it delete
 //! what a committed snapshot needs. The argument is in ARCHITECTURE.md ("gc safety").
+//! One file on purpose (~600 lines): the phases share one scan and one journal state, and
+//! the safety argument reads top to bottom here.
 //!
 //! 1. **Finalize** each condemnation whose grace period has passed and that no fresh push
 //!    session older than it still waits on: rescan what is live (refs, and snapshots the

@@ -1,6 +1,8 @@
 //! The repository format: the middle layer. It turns storage objects into packs, index
 //! segments, manifests and refs, and knows the commit order
 //! (packs → index segment → manifest → ref). It knows nothing of the CLI or of Kanister.
+//! `Repository` is one concept, the repository's objects read and written (~550 lines); the
+//! formats themselves live in the sibling files.
 //!
 //! Layout under the repository root (see README "Repository format"):
 //! `config`, `packs/<2 hex>/<64 hex>`, `index/<64 hex>`, `snapshots/<32 hex>`,
