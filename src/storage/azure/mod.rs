@@ -6,6 +6,8 @@
 //!
 //! Object names are the keys verbatim (`Path::parse`, not `Path::from`, which would
 //! percent-encode characters such as `~` and break upstream kando's plain objects).
+//! Blocks of a killed writer are never committed, invisible, and expire after a week on
+//! Azure's side, so `cleanup_incomplete` keeps the trait's default.
 
 use std::fmt;
 use std::ops::Range;

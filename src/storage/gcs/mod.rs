@@ -12,7 +12,8 @@
 //! Requests: every write is one multipart upload (`uploadType=multipart`), the only
 //! upload kind on which fake-gcs honours `ifGenerationMatch=0` (put-if-absent); GCS takes
 //! any size that way, and our objects are packs of ~16 MiB. Reads are `alt=media` with a
-//! `Range`; listings page with `pageToken`.
+//! `Range`; listings page with `pageToken`. A killed writer leaves nothing behind (one
+//! request per object), so `cleanup_incomplete` keeps the trait's default.
 
 use std::fmt;
 use std::ops::Range;
