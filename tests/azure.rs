@@ -212,6 +212,17 @@ fn kanister_secret_and_sas_credentials() {
     let remote = federated.replace(&server.endpoint, "http://blob.example.invalid/acct");
     let msg = common::fails_69(&with_file(&sas, &common::push_args(&remote, "x"), &data));
     assert!(msg.contains("spr=https"), "{msg}");
+    // An unreachable endpoint: the error quotes the request, never the signature.
+    let dead = format!("http://127.0.0.1:{}/{account}", common::free_port());
+    let unreachable = federated.replace(&server.endpoint, &dead);
+    let msg = common::fails_69(&with_file(
+        &sas,
+        &common::push_args(&unreachable, "x"),
+        &data,
+    ));
+    let signature = sas.split("sig=").nth(1).unwrap().split('&').next().unwrap();
+    assert!(msg.contains("cannot reach the Azure endpoint"), "{msg}");
+    assert!(!msg.contains(signature), "SAS signature in: {msg}");
 }
 
 /// Wrong key, missing container, unreachable endpoint: exit 69, one line, nothing written.

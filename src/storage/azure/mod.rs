@@ -296,9 +296,10 @@ impl AzureStorage {
 }
 
 /// The error for people: "HTTP 404 ContainerNotFound: The specified container does not
-/// exist." when the server said so, else the error chain on one line.
+/// exist." when the server said so, else the error chain on one line — with any SAS
+/// signature in a request URL it quotes blanked out.
 fn short(e: &object_store::Error) -> String {
-    let text = error_chain(e);
+    let text = redact_signatures(&error_chain(e));
     let message = text
         .split("<Message>")
         .nth(1)
@@ -309,6 +310,24 @@ fn short(e: &object_store::Error) -> String {
         ((Some(s), Some(c)), None) => format!("HTTP {s} {c}"),
         _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
     }
+}
+
+/// `sig=<anything>` → `sig=<redacted>` (object_store quotes request URLs, and a SAS
+/// token travels in the query).
+fn redact_signatures(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("sig=") {
+        out.push_str(&rest[..i + 4]);
+        out.push_str("<redacted>");
+        rest = &rest[i + 4..];
+        let end = rest
+            .find(|c: char| c == '&' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn is_body_failure(e: &object_store::Error) -> bool {
@@ -435,5 +454,21 @@ impl Storage for AzureStorage {
             "azure container {}{sep}{root} at {}",
             self.container, self.endpoint
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sas_signatures_are_blanked() {
+        let url = "Error performing GET http://h/c?sv=2022-11-02&sig=abc%2Bdef&sp=rl: refused";
+        assert_eq!(
+            redact_signatures(url),
+            "Error performing GET http://h/c?sv=2022-11-02&sig=<redacted>&sp=rl: refused"
+        );
+        assert_eq!(redact_signatures("x sig=abc"), "x sig=<redacted>");
+        assert_eq!(redact_signatures("no secret"), "no secret");
     }
 }
