@@ -107,25 +107,8 @@ start_fake_gcs() {
 
 # ---------------------------------------------------------------- commands
 
-# Refuse to start over a live instance, or in a non-empty directory that is not ours
-# (start wipes data/ and log/); otherwise clear what a previous start left.
+# prepare_workdir (scripts/lib/daemons.sh) marks our directories with this file.
 MARKER=.kando-emulator-workdir
-prepare_workdir() {
-  local f
-  mkdir -p "$W"
-  if [ ! -e "$W/$MARKER" ] && [ -n "$(ls -A "$W")" ]; then
-    die "$W is not empty and was not made by server.sh: use a dedicated directory"
-  fi
-  for f in "$W"/pids/*.pid; do
-    [ -e "$f" ] || continue
-    if pidfile_alive "$f"; then
-      die "$W already runs an emulator ($(basename "$f" .pid)): stop it first"
-    fi
-  done
-  rm -rf "$W/data" "$W/log" "$W/pids" "$W/env"
-  mkdir -p "$W/data" "$W/log" "$W/pids"
-  touch "$W/$MARKER"
-}
 
 cmd_start() {
   local kind=$1

@@ -1,7 +1,8 @@
 # Daemon helpers shared by scripts/s3/server.sh and scripts/emulators/server.sh: pid
 # files that identify a process for good (pid + kernel start time), readiness polling,
 # stopping with TERM then KILL, log tails. The caller defines log(), W (its workdir) and
-# START_TIMEOUT (seconds), and may set STOP_TIMEOUT (seconds, default 15).
+# START_TIMEOUT (seconds), MARKER (the file that marks a workdir as ours), and may set
+# STOP_TIMEOUT (seconds, default 15).
 
 # Running, and not a zombie: our daemons are reparented to PID 1, and a PID 1
 # that reaps lazily (this VM's init takes ~1.3 s) leaves exited daemons as
@@ -94,4 +95,24 @@ dump_logs() {
     printf '==> %s (last 20 lines) <==\n' "$f" >&2
     tail -n 20 "$f" >&2
   done
+}
+
+# prepare_workdir [extra-file...]: refuse to start over a live instance, or in a non-empty
+# directory that is not ours (start wipes data/ and log/); otherwise clear what a previous
+# start left (and the extra files named).
+prepare_workdir() {
+  local f
+  mkdir -p "$W"
+  if [ ! -e "$W/$MARKER" ] && [ -n "$(ls -A "$W")" ]; then
+    die "$W is not empty and was not made by server.sh: use a dedicated directory"
+  fi
+  for f in "$W"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    if pidfile_alive "$f"; then
+      die "$W already runs a server ($(basename "$f" .pid)): stop it first"
+    fi
+  done
+  rm -rf "$W/data" "$W/log" "$W/pids" "$W/env" "$@"
+  mkdir -p "$W/data" "$W/log" "$W/pids"
+  touch "$W/$MARKER"
 }

@@ -229,31 +229,13 @@ start_rgw() {
 
 # ---------------------------------------------------------------- commands
 
-# Refuse to start over a live instance, or in a non-empty directory that is
-# not ours (start wipes data/ and log/); otherwise clear what a previous
-# start left.
+# prepare_workdir (scripts/lib/daemons.sh) marks our directories with this file.
 MARKER=.kando-s3-workdir
-prepare_workdir() {
-  local f
-  mkdir -p "$W"
-  if [ ! -e "$W/$MARKER" ] && [ -n "$(ls -A "$W")" ]; then
-    die "$W is not empty and was not made by server.sh: use a dedicated directory"
-  fi
-  for f in "$W"/pids/*.pid; do
-    [ -e "$f" ] || continue
-    if pidfile_alive "$f"; then
-      die "$W already runs a server ($(basename "$f" .pid)): stop it first"
-    fi
-  done
-  rm -rf "$W/data" "$W/log" "$W/pids" "$W/env" "$W/ceph.conf"
-  mkdir -p "$W/data" "$W/log" "$W/pids"
-  touch "$W/$MARKER"
-}
 
 cmd_start() {
   local kind=$1
   case $kind in rgw | s3s-fs | moto) ;; *) die "unknown kind '$kind' (rgw, s3s-fs or moto)" ;; esac
-  prepare_workdir
+  prepare_workdir "$W/ceph.conf"
   log "starting $kind in $W (logs in $W/log)"
   local fn=start_${kind//-/_}
   # Run in a subshell with errexit on: bash ignores `set -e` inside an `if`

@@ -81,10 +81,8 @@ impl HttpClient {
             headers: parts.headers,
             body,
         };
-        if answer.status != StatusCode::PARTIAL_CONTENT || answer.content_length().is_some() {
-            super::body::check_length(&answer.body, answer.content_length())
-                .map_err(|why| Failure::Transient(why.into()))?;
-        }
+        super::body::check_length(&answer.body, answer.content_length())
+            .map_err(|why| Failure::Transient(why.into()))?;
         Ok(answer)
     }
 }

@@ -12,8 +12,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::storage::error::{error_chain, Cause};
-use crate::storage::http::HttpClient;
-use crate::storage::retry::RetryPolicy;
 
 /// The OAuth scope of every token: read and write objects, nothing else.
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
@@ -68,11 +66,7 @@ impl TokenSource for Google {
 
 /// The token source of `credentials`. A key that does not parse is an error here, before
 /// any request; a token endpoint that refuses the key is one at the first request.
-pub async fn token_source(
-    credentials: &GcsCredentials,
-    _http: HttpClient,
-    _retry: RetryPolicy,
-) -> anyhow::Result<Arc<dyn TokenSource>> {
+pub async fn token_source(credentials: &GcsCredentials) -> anyhow::Result<Arc<dyn TokenSource>> {
     Ok(match credentials {
         GcsCredentials::Anonymous => Arc::new(NoToken),
         GcsCredentials::ServiceAccountKey(json) => {

@@ -119,7 +119,7 @@ impl GcsStorage {
         let endpoint = normalize_endpoint(&cfg.endpoint)?;
         let http = HttpClient::new(cfg.skip_ssl_verify)
             .map_err(|e| anyhow::anyhow!("cannot load the system's TLS roots: {e}"))?;
-        let tokens = auth::token_source(&cfg.credentials, http.clone(), cfg.retry).await?;
+        let tokens = auth::token_source(&cfg.credentials).await?;
         let storage = GcsStorage {
             http,
             tokens,
@@ -269,10 +269,10 @@ impl GcsStorage {
             url.push_str("&ifGenerationMatch=0");
         }
         // A boundary that does not occur in the data (random: a clash is a 2^-128 event,
-        // checked anyway).
+        // checked anyway, with memchr's substring search: this runs on every pack).
         let boundary = loop {
             let b = format!("kando{:032x}", rand::random::<u128>());
-            if !data.windows(b.len()).any(|w| w == b.as_bytes()) {
+            if memchr::memmem::find(&data, b.as_bytes()).is_none() {
                 break b;
             }
         };

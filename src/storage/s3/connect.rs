@@ -37,7 +37,10 @@ impl S3Storage {
             .as_deref()
             .map(normalize_endpoint)
             .transpose()?;
-        let policy = cfg.retry.with_attempts(cfg.retry.max_attempts);
+        let policy = RetryPolicy {
+            max_attempts: cfg.retry.max_attempts.max(1),
+            ..cfg.retry
+        };
         let hint = cfg
             .region
             .as_deref()
