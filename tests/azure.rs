@@ -105,6 +105,17 @@ fn core_suite_on_azurite() {
     scenarios::delete_by_path_components(&secret());
 }
 
+/// The randomized interleavings alone, for long runs:
+/// `KANDO_CHAOS_ROUNDS=30 cargo test --test azure chaos_long -- --ignored`.
+#[test]
+#[ignore]
+fn chaos_long_on_azurite() {
+    let Some(server) = Azurite::start_selected() else {
+        return;
+    };
+    safety::chaos(&AzureBackend::new(&server, AzureCredential::KeyPair), 30);
+}
+
 #[test]
 fn encrypted_suite_on_azurite() {
     common::encrypt_every_run("azure correct horse battery staple");

@@ -97,6 +97,18 @@ fn core_suite_on_fake_gcs() {
     assert_eq!(tokens.refused(), 0);
 }
 
+/// The randomized interleavings alone, for long runs:
+/// `KANDO_CHAOS_ROUNDS=30 cargo test --test gcs chaos_long -- --ignored`.
+#[test]
+#[ignore]
+fn chaos_long_on_fake_gcs() {
+    let Some(server) = FakeGcs::start_selected() else {
+        return;
+    };
+    let tokens = TokenServer::start(3600);
+    safety::chaos(&GcsBackend::new(&server, &tokens.key_json()), 30);
+}
+
 #[test]
 fn encrypted_suite_on_fake_gcs() {
     common::encrypt_every_run("gcs correct horse battery staple");

@@ -44,6 +44,7 @@ pub fn core_gc_safety<B: Bucket>(fresh: &dyn Fn() -> B) {
     let b = fresh();
     let packs = format!("{}packs/", b.repo_root());
     safety::lost_pack_heals(&b, &|| b.delete_under(&packs));
+    safety::chaos(&fresh(), 2);
 }
 
 /// The suites on an encrypted repository (the caller has set the password with
