@@ -185,11 +185,22 @@ async fn scan(repo: &Repository, opts: &GcOptions) -> Result<Scan> {
 
     let mut live = HashSet::new();
     for (id, m) in &manifests {
-        collect_live(repo, &index, m, &mut live)
-            .await
-            .with_context(|| {
-                format!("gc stopped before deleting anything: snapshot {id} is unreadable (run `kando repo repair`)")
-            })?;
+        if let Err(e) = collect_live(repo, &index, m, &mut live).await {
+            // A snapshot deleted while we scanned (another gc may have reclaimed its packs
+            // since) is not live: only one still there stops gc.
+            let ref_left = refs.iter().filter(|r| &r.id == id);
+            let mut wanted = state.committed.iter().any(|c| &c.id == id);
+            for r in ref_left {
+                wanted |= storage.head(&r.key).await?.is_some();
+            }
+            if !wanted || storage.head(&manifest_key(id)).await?.is_none() {
+                tracing::debug!("snapshot {id} was deleted while gc scanned it");
+                continue;
+            }
+            return Err(e.context(format!(
+                "gc stopped before deleting anything: snapshot {id} is unreadable (run `kando repo repair`)"
+            )));
+        }
     }
     // A live blob in a pack we did not list: either the pack came after the listing (a
     // push that committed meanwhile; its commit makes our append conflict anyway) or it is
