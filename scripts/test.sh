@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 scripts/s3/install.sh all
 scripts/emulators/install.sh all
+scripts/gzip/install.sh
 # nextest runs each test in its own process; the S3, GCS and Azure suites start their own
 # servers, one suite at a time (.config/nextest.toml).
 cargo nextest run --workspace --all-targets --no-fail-fast "$@"
