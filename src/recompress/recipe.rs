@@ -1,0 +1,579 @@
+//! A piece's recipe: what recreates its deflate bits from its plaintext. Blocks (kind,
+//! verbatim dynamic header, token count), the model level, and the corrections to the
+//! model's predictions. [`analyze`] makes one at push and proves it by writing the bits
+//! again; [`rebuild`] writes the bits at pull.
+
+use super::bits::{BitWriter, SliceBits};
+use super::huffman::{canonical_codes, fixed_lengths, read_dynamic_lengths};
+use super::inflate::{Block, BlockKind};
+use super::tokens::{
+    dist_code, distance, is_literal, literal, matched, token_len, DIST_BASE, DIST_EXTRA,
+    LEN_BASE, LEN_CODE, LEN_EXTRA,
+};
+use super::zlib_model::{Model, Oracle, Params, LEVELS};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipe {
+    /// Bit offset of the piece's first bit in its first byte.
+    pub phase: u8,
+    /// zlib level of the model (1–9).
+    pub level: u8,
+    pub blocks: Vec<Block>,
+    /// Bits after the last block up to the byte boundary, when the piece ends its stream.
+    pub final_pad: Option<(u8, u8)>,
+    /// (index among Huffman-coded tokens, actual token) where the model was wrong.
+    pub corrections: Vec<(u64, u32)>,
+}
+
+/// A piece as push decoded it.
+pub struct PieceInput<'a> {
+    /// Window then plaintext.
+    pub data: &'a [u8],
+    pub start: usize,
+    pub stream_start: bool,
+    pub tokens: &'a [u32],
+    pub blocks: &'a [Block],
+    pub final_pad: Option<(u8, u8)>,
+    /// The original bits: `compressed` from bit `phase` for `bits` bits.
+    pub compressed: &'a [u8],
+    pub phase: u8,
+    pub bits: u64,
+}
+
+/// Writes blocks' bits as tokens arrive, and tells the model where stored blocks are.
+struct BlockCursor<'a> {
+    blocks: &'a [Block],
+    data: &'a [u8],
+    /// Next plaintext byte (stored blocks copy from here).
+    at: usize,
+    next_block: usize,
+    /// Tokens (or stored bytes) left in the current block; `None` before the first.
+    left: Option<u32>,
+    stored: bool,
+    lit_codes: Vec<u32>,
+    lit_lens: Vec<u8>,
+    dist_codes: Vec<u32>,
+    dist_lens: Vec<u8>,
+    out: BitWriter,
+}
+
+impl<'a> BlockCursor<'a> {
+    fn new(blocks: &'a [Block], data: &'a [u8], start: usize, phase: u8, bits_hint: usize) -> Self {
+        BlockCursor {
+            blocks,
+            data,
+            at: start,
+            next_block: 0,
+            left: None,
+            stored: false,
+            lit_codes: Vec::new(),
+            lit_lens: Vec::new(),
+            dist_codes: Vec::new(),
+            dist_lens: Vec::new(),
+            out: BitWriter::new(phase as u32, bits_hint / 8 + 16),
+        }
+    }
+
+    /// Closes exhausted blocks and opens the next until one has something left.
+    /// Returns whether the next emission lies in a stored block.
+    fn ready(&mut self) -> Result<bool, &'static str> {
+        while self.left == Some(0) || self.left.is_none() {
+            if self.left == Some(0) && !self.stored {
+                self.out.put(self.lit_codes[256], self.lit_lens[256] as u32);
+            }
+            let Some(block) = self.blocks.get(self.next_block) else {
+                return Err("more plaintext than blocks");
+            };
+            self.next_block += 1;
+            self.open(block)?;
+        }
+        Ok(self.stored)
+    }
+
+    fn open(&mut self, block: &Block) -> Result<(), &'static str> {
+        self.out.put(block.last as u32, 1);
+        match &block.kind {
+            BlockKind::Stored { pad_bits, pad, len } => {
+                self.out.put(0, 2);
+                self.out.put(*pad as u32, *pad_bits as u32);
+                if self.out.bit_len() % 8 != 0 {
+                    return Err("stored block not byte-aligned");
+                }
+                self.out.put(*len as u32 | ((!*len as u32) << 16), 32);
+                let end = self.at + *len as usize;
+                let bytes = self.data.get(self.at..end).ok_or("stored block past the plaintext")?;
+                for &b in bytes {
+                    self.out.put(b as u32, 8);
+                }
+                self.stored = true;
+                self.left = Some(*len as u32);
+            }
+            BlockKind::Fixed => {
+                self.out.put(1, 2);
+                let (lit, dist) = fixed_lengths();
+                self.set_codes(lit, dist)?;
+                self.stored = false;
+                self.left = Some(block.tokens);
+            }
+            BlockKind::Dynamic { header, header_bits } => {
+                self.out.put(2, 2);
+                self.out.put_bitstring(header, *header_bits as usize);
+                let mut src = SliceBits::new(header, 0);
+                let (lit, dist) = read_dynamic_lengths(&mut src)?;
+                if src.position() != *header_bits as usize {
+                    return Err("block header length mismatch");
+                }
+                self.set_codes(lit, dist)?;
+                self.stored = false;
+                self.left = Some(block.tokens);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_codes(&mut self, lit: Vec<u8>, dist: Vec<u8>) -> Result<(), &'static str> {
+        self.lit_codes = canonical_codes(&lit)?;
+        self.dist_codes = canonical_codes(&dist)?;
+        self.lit_lens = lit;
+        self.dist_lens = dist;
+        Ok(())
+    }
+
+    /// Writes the token just decided (nothing for stored bytes: written with the block).
+    #[inline]
+    fn emit(&mut self, t: u32) -> Result<(), &'static str> {
+        let n = token_len(t);
+        self.at += n;
+        if let Some(left) = self.left.as_mut() {
+            *left -= if self.stored { n as u32 } else { 1 };
+        }
+        if self.stored {
+            return Ok(());
+        }
+        if is_literal(t) {
+            let b = (t & 0xff) as usize;
+            let len = self.lit_lens[b];
+            if len == 0 {
+                return Err("literal has no code");
+            }
+            self.out.put(self.lit_codes[b], len as u32);
+        } else {
+            let lc = LEN_CODE[n] as usize;
+            let sym = 257 + lc;
+            let len = *self.lit_lens.get(sym).ok_or("length has no code")?;
+            if len == 0 {
+                return Err("length has no code");
+            }
+            self.out.put(self.lit_codes[sym], len as u32);
+            self.out.put((n - LEN_BASE[lc] as usize) as u32, LEN_EXTRA[lc] as u32);
+            let d = distance(t);
+            let dc = dist_code(d);
+            let dlen = *self.dist_lens.get(dc).ok_or("distance has no code")?;
+            if dlen == 0 {
+                return Err("distance has no code");
+            }
+            self.out.put(self.dist_codes[dc], dlen as u32);
+            self.out.put((d - DIST_BASE[dc] as usize) as u32, DIST_EXTRA[dc] as u32);
+        }
+        Ok(())
+    }
+
+    /// Closes the last block and any empty blocks after it, then the final padding.
+    fn finish(mut self, final_pad: Option<(u8, u8)>) -> Result<(Vec<u8>, u64), &'static str> {
+        loop {
+            if self.left == Some(0) && !self.stored {
+                self.out.put(self.lit_codes[256], self.lit_lens[256] as u32);
+            }
+            self.left = None;
+            match self.blocks.get(self.next_block) {
+                None => break,
+                Some(b) => {
+                    self.next_block += 1;
+                    self.open(b)?;
+                    if self.left != Some(0) {
+                        return Err("a block after the plaintext is not empty");
+                    }
+                }
+            }
+        }
+        if let Some((bits, v)) = final_pad {
+            self.out.put(v as u32, bits as u32);
+        }
+        Ok(self.out.finish())
+    }
+}
+
+/// Push's side: compares each prediction with the stream's token and writes the token.
+struct Recorder<'a> {
+    cursor: BlockCursor<'a>,
+    tokens: &'a [u32],
+    next: usize,
+    /// Index among Huffman-coded tokens.
+    index: u64,
+    corrections: Vec<(u64, u32)>,
+    /// Stop after this many Huffman-coded tokens (level trials).
+    stop_after: u64,
+    /// Give up once corrections pass this.
+    max_corrections: usize,
+    error: Option<&'static str>,
+}
+
+impl Oracle for Recorder<'_> {
+    fn next(&mut self, pos: usize, predicted: u32) -> Option<u32> {
+        let stored = match self.cursor.ready() {
+            Ok(s) => s,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
+            }
+        };
+        let actual = if stored {
+            literal(self.cursor.data[pos])
+        } else {
+            if self.index >= self.stop_after {
+                return None;
+            }
+            let t = *self.tokens.get(self.next)?;
+            self.next += 1;
+            if t != predicted {
+                self.corrections.push((self.index, t));
+                if self.corrections.len() > self.max_corrections {
+                    self.error = Some("too many corrections");
+                    return None;
+                }
+            }
+            self.index += 1;
+            t
+        };
+        if let Err(e) = self.cursor.emit(actual) {
+            self.error = Some(e);
+            return None;
+        }
+        Some(actual)
+    }
+}
+
+/// Pull's side: the model's prediction unless a correction says otherwise.
+struct Replayer<'a> {
+    cursor: BlockCursor<'a>,
+    corrections: std::iter::Peekable<std::slice::Iter<'a, (u64, u32)>>,
+    index: u64,
+    error: Option<&'static str>,
+}
+
+impl Oracle for Replayer<'_> {
+    fn next(&mut self, pos: usize, predicted: u32) -> Option<u32> {
+        let stored = match self.cursor.ready() {
+            Ok(s) => s,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
+            }
+        };
+        let actual = if stored {
+            literal(self.cursor.data[pos])
+        } else {
+            let t = match self.corrections.peek() {
+                Some(&&(i, t)) if i == self.index => {
+                    self.corrections.next();
+                    // A literal correction stores no byte: it is the plaintext's.
+                    if is_literal(t) {
+                        literal(self.cursor.data[pos])
+                    } else {
+                        t
+                    }
+                }
+                _ => predicted,
+            };
+            self.index += 1;
+            t
+        };
+        if token_len(actual) > self.cursor.data.len() - pos
+            || (!is_literal(actual) && distance(actual) > pos)
+        {
+            self.error = Some("a correction points outside the plaintext");
+            return None;
+        }
+        if let Err(e) = self.cursor.emit(actual) {
+            self.error = Some(e);
+            return None;
+        }
+        Some(actual)
+    }
+}
+
+/// Huffman-coded tokens tried per level when choosing the model's level.
+const TRIAL_TOKENS: u64 = 4096;
+
+/// Corrections of one trial, or `None` when the level cannot even be tried.
+fn trial(p: &PieceInput, level: u8, stop_after: u64) -> Option<usize> {
+    let mut rec = Recorder {
+        cursor: BlockCursor::new(p.blocks, p.data, p.start, p.phase, 0),
+        tokens: p.tokens,
+        next: 0,
+        index: 0,
+        corrections: Vec::new(),
+        stop_after,
+        max_corrections: usize::MAX,
+        error: None,
+    };
+    Model::new(p.data, p.start, p.stream_start, LEVELS[level as usize]).run(p.start, &mut rec);
+    rec.error.is_none().then_some(rec.corrections.len())
+}
+
+/// The level whose model fits the piece's first tokens best, trying `hint` first.
+pub fn choose_level(p: &PieceInput, hint: u8) -> u8 {
+    let hint = hint.clamp(1, 9);
+    let limit = TRIAL_TOKENS;
+    let mut best = (usize::MAX, hint);
+    for level in std::iter::once(hint).chain((1..=9).rev().filter(|&l| l != hint)) {
+        if let Some(c) = trial(p, level, limit) {
+            if c < best.0 {
+                best = (c, level);
+            }
+            // Good enough: a zlib-family producer at this level.
+            if c as u64 <= limit / 256 {
+                break;
+            }
+        }
+    }
+    best.1
+}
+
+/// Makes and proves a piece's recipe: `Err` (why) when its bits cannot be written again
+/// exactly, or when the corrections would cost more than `max_corrections`.
+pub fn analyze(p: &PieceInput, level: u8, max_corrections: usize) -> Result<Recipe, &'static str> {
+    let mut rec = Recorder {
+        cursor: BlockCursor::new(p.blocks, p.data, p.start, p.phase, p.compressed.len() * 8),
+        tokens: p.tokens,
+        next: 0,
+        index: 0,
+        corrections: Vec::new(),
+        stop_after: u64::MAX,
+        max_corrections,
+        error: None,
+    };
+    let params: Params = LEVELS[level as usize];
+    Model::new(p.data, p.start, p.stream_start, params).run(p.start, &mut rec);
+    if let Some(e) = rec.error {
+        return Err(e);
+    }
+    if rec.next != p.tokens.len() {
+        return Err("tokens left over");
+    }
+    let Recorder {
+        cursor, corrections, ..
+    } = rec;
+    let (bytes, bits) = cursor.finish(p.final_pad)?;
+    if bits != p.bits || !same_bits(&bytes, p.compressed, p.phase, bits) {
+        return Err("the re-encoded bits differ");
+    }
+    Ok(Recipe {
+        phase: p.phase,
+        level,
+        blocks: p.blocks.to_vec(),
+        final_pad: p.final_pad,
+        corrections,
+    })
+}
+
+/// Whether `a` and `b` hold the same `bits` bits from bit `phase` on.
+fn same_bits(a: &[u8], b: &[u8], phase: u8, bits: u64) -> bool {
+    let end = phase as u64 + bits;
+    let full = (end / 8) as usize;
+    if a.len() < end.div_ceil(8) as usize || b.len() < end.div_ceil(8) as usize {
+        return false;
+    }
+    let low = 0xffu8 << phase;
+    let first_ok = |x: u8, y: u8, mask: u8| (x ^ y) & mask == 0;
+    if full == 0 {
+        let mask = low & (((1u16 << (end % 8)) - 1) as u8);
+        return first_ok(a[0], b[0], mask);
+    }
+    if !first_ok(a[0], b[0], low) || a[1..full] != b[1..full] {
+        return false;
+    }
+    let tail = (end % 8) as u32;
+    tail == 0 || first_ok(a[full], b[full], ((1u16 << tail) - 1) as u8)
+}
+
+/// Writes a piece's bits from its plaintext (`data[start..]`, window before it) and recipe:
+/// the bytes (the first starting at bit `phase`) and the number of bits.
+pub fn rebuild(r: &Recipe, data: &[u8], start: usize, stream_start: bool) -> Result<(Vec<u8>, u64), &'static str> {
+    if !(1..=9).contains(&r.level) {
+        return Err("unknown model level");
+    }
+    let hint = (data.len() - start) / 3;
+    let mut rep = Replayer {
+        cursor: BlockCursor::new(&r.blocks, data, start, r.phase, hint),
+        corrections: r.corrections.iter().peekable(),
+        index: 0,
+        error: None,
+    };
+    Model::new(data, start, stream_start, LEVELS[r.level as usize]).run(start, &mut rep);
+    if let Some(e) = rep.error {
+        return Err(e);
+    }
+    if rep.corrections.next().is_some() {
+        return Err("corrections left over");
+    }
+    if rep.cursor.at != data.len() {
+        return Err("the blocks do not cover the plaintext");
+    }
+    rep.cursor.finish(r.final_pad)
+}
+
+// ---- serialisation ----
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub struct Cursor<'a> {
+    pub data: &'a [u8],
+    pub pos: usize,
+}
+
+impl Cursor<'_> {
+    pub fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.data.get(self.pos).ok_or("recipe ends early")?;
+            self.pos += 1;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long")
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Result<&[u8], &'static str> {
+        let end = self.pos.checked_add(n).ok_or("recipe ends early")?;
+        let s = self.data.get(self.pos..end).ok_or("recipe ends early")?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    pub fn byte(&mut self) -> Result<u8, &'static str> {
+        Ok(self.bytes(1)?[0])
+    }
+}
+
+impl Recipe {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(self.phase);
+        out.push(self.level);
+        put_varint(&mut out, self.blocks.len() as u64);
+        for b in &self.blocks {
+            match &b.kind {
+                BlockKind::Stored { pad_bits, pad, len } => {
+                    out.push(b.last as u8);
+                    out.extend_from_slice(&[*pad_bits, *pad]);
+                    out.extend_from_slice(&len.to_le_bytes());
+                }
+                BlockKind::Fixed => {
+                    out.push(b.last as u8 | 2);
+                    put_varint(&mut out, b.tokens as u64);
+                }
+                BlockKind::Dynamic { header, header_bits } => {
+                    out.push(b.last as u8 | 4);
+                    put_varint(&mut out, b.tokens as u64);
+                    put_varint(&mut out, *header_bits as u64);
+                    out.extend_from_slice(&header[..(*header_bits as usize).div_ceil(8)]);
+                }
+            }
+        }
+        match self.final_pad {
+            None => out.push(0),
+            Some((bits, v)) => out.extend_from_slice(&[1, bits, v]),
+        }
+        put_varint(&mut out, self.corrections.len() as u64);
+        let mut last = 0u64;
+        for &(i, t) in &self.corrections {
+            put_varint(&mut out, i - last);
+            last = i;
+            if is_literal(t) {
+                put_varint(&mut out, 0);
+            } else {
+                put_varint(&mut out, token_len(t) as u64 - 2);
+                put_varint(&mut out, distance(t) as u64 - 1);
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8], plain: &[u8]) -> Result<Recipe, &'static str> {
+        let mut c = Cursor { data: bytes, pos: 0 };
+        let phase = c.byte()?;
+        let level = c.byte()?;
+        if phase > 7 {
+            return Err("bad phase");
+        }
+        let n = c.varint()? as usize;
+        let mut blocks = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let flags = c.byte()?;
+            let last = flags & 1 == 1;
+            let (kind, tokens) = match flags >> 1 {
+                0 => {
+                    let b = c.bytes(4)?;
+                    if b[0] > 7 {
+                        return Err("bad stored padding");
+                    }
+                    (BlockKind::Stored { pad_bits: b[0], pad: b[1], len: u16::from_le_bytes([b[2], b[3]]) }, 0)
+                }
+                1 => (BlockKind::Fixed, c.varint()? as u32),
+                2 => {
+                    let tokens = c.varint()? as u32;
+                    let header_bits = c.varint()? as u32;
+                    let header = c.bytes((header_bits as usize).div_ceil(8))?.to_vec();
+                    (BlockKind::Dynamic { header, header_bits }, tokens)
+                }
+                _ => return Err("bad block kind"),
+            };
+            blocks.push(Block { last, kind, tokens });
+        }
+        let final_pad = match c.byte()? {
+            0 => None,
+            _ => {
+                let b = c.bytes(2)?;
+                if b[0] > 7 {
+                    return Err("bad final padding");
+                }
+                Some((b[0], b[1]))
+            }
+        };
+        let n = c.varint()? as usize;
+        let mut corrections = Vec::with_capacity(n.min(plain.len() + 1));
+        let mut index = 0u64;
+        for k in 0..n {
+            let delta = c.varint()?;
+            if k > 0 && delta == 0 {
+                return Err("corrections out of order");
+            }
+            index = index.checked_add(delta).ok_or("bad correction index")?;
+            let t = match c.varint()? {
+                0 => literal(0),
+                l @ 1..=256 => {
+                    let d = c.varint()?;
+                    if d >= 32768 {
+                        return Err("bad correction distance");
+                    }
+                    matched(l as u32 + 2, d as u32 + 1)
+                }
+                _ => return Err("bad correction length"),
+            };
+            corrections.push((index, t));
+        }
+        if c.pos != bytes.len() {
+            return Err("trailing bytes after the recipe");
+        }
+        Ok(Recipe { phase, level, blocks, final_pad, corrections })
+    }
+}

@@ -1,0 +1,136 @@
+//! Round trips through the push pipeline and the rebuilder, in memory.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+use super::*;
+
+/// Pushes `input` through the pipeline; returns the container and the report.
+fn contain(input: &[u8]) -> (Vec<u8>, Report) {
+    let format = detect(input).expect("a gzip or zlib input");
+    std::thread::scope(|s| {
+        let (mut reader, parser) = spawn(s, input, format, 2);
+        let report = reader.report();
+        let mut container = Vec::new();
+        reader.read_to_end(&mut container).unwrap();
+        let (len, hash) = parser.join().unwrap().unwrap();
+        assert_eq!(len, input.len() as u64);
+        assert_eq!(hash, blake3::hash(input));
+        let r = report.lock().unwrap().clone();
+        (container, r)
+    })
+}
+
+fn restore(container: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut r = Rebuilder::new(&mut out, 2);
+    for piece in container.chunks(100_003) {
+        r.write_all(piece)?;
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Asserts an exact round trip; returns the share stored as plaintext.
+fn roundtrip(input: &[u8]) -> Report {
+    let (container, report) = contain(input);
+    let out = restore(&container).unwrap();
+    assert!(out == input, "round trip differs ({} vs {} bytes); {:?}", out.len(), input.len(), report);
+    report
+}
+
+fn run(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn text(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 100);
+    let words = ["alpha", "beta", "gamma", "delta", "COPY", "public", "\t", "\n", "2026-11-30", "NULL"];
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(words[(x % 10) as usize].as_bytes());
+        out.extend_from_slice(format!("{}", x % 100_000).as_bytes());
+        out.push(b' ');
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn gnu_gzip_levels_round_trip_as_plaintext() {
+    let plain = text(7, 3 << 20);
+    for level in ["-1", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9"] {
+        let gz = run("gzip", &["-c", "-n", level], &plain);
+        let r = roundtrip(&gz);
+        assert!(r.fallback.is_none() && r.recompressed + 40 > gz.len() as u64, "gzip {level}: {r:?}");
+    }
+}
+
+#[test]
+fn zlib_levels_round_trip_as_plaintext() {
+    let plain = text(9, 2 << 20);
+    for level in 1..=9 {
+        let z = run(
+            "python3",
+            &["-c", &format!("import sys,zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read(), {level}))")],
+            &plain,
+        );
+        let r = roundtrip(&z);
+        assert!(r.fallback.is_none() && r.recompressed + 10 > z.len() as u64, "zlib {level}: {r:?}");
+    }
+}
+
+#[test]
+fn damaged_and_odd_streams_still_round_trip() {
+    let plain = text(3, 1 << 20);
+    let gz = run("gzip", &["-c", "-6"], &plain);
+    // Truncated.
+    roundtrip(&gz[..gz.len() / 2]);
+    // Corrupted in the middle.
+    let mut bad = gz.clone();
+    for b in &mut bad[gz.len() / 2..gz.len() / 2 + 16] {
+        *b ^= 0x5a;
+    }
+    roundtrip(&bad);
+    // Magic then garbage.
+    let mut fake = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3];
+    fake.extend_from_slice(&text(1, 5000));
+    roundtrip(&fake);
+    // Concatenated members and trailing bytes.
+    let mut two = gz.clone();
+    two.extend_from_slice(&run("gzip", &["-c", "-9"], &plain[..1000]));
+    two.extend_from_slice(b"trailing");
+    let r = roundtrip(&two);
+    assert_eq!(r.members, 2);
+    // Empty input gzipped.
+    roundtrip(&run("gzip", &["-c"], b""));
+}
+
+#[test]
+#[ignore = "needs KANDO_GZ_FILE"]
+fn file_from_env() {
+    let path = std::env::var("KANDO_GZ_FILE").unwrap();
+    let input = std::fs::read(path).unwrap();
+    let t = std::time::Instant::now();
+    let (container, report) = contain(&input);
+    eprintln!("contain: {:?} {:?} container {} bytes", t.elapsed(), report, container.len());
+    let t = std::time::Instant::now();
+    let out = restore(&container).unwrap();
+    eprintln!("restore: {:?}", t.elapsed());
+    assert!(out == input);
+}

@@ -1,0 +1,263 @@
+//! A model of zlib's match finder (deflate.c: `deflate_fast`, `deflate_slow`,
+//! `longest_match`), which GNU gzip shares (same hash, chains, lazy rules and level table).
+//! Run over the plaintext, it predicts the token stream a zlib-family compressor wrote;
+//! an [`Oracle`] answers each prediction with the token actually used. Push records where
+//! they differ (the corrections); pull replays the prediction with those corrections.
+//!
+//! After a wrong prediction the model resets to a plain state at the position after the
+//! actual token. Both sides run the same code on the same plaintext and tokens, so they
+//! stay in step whatever the producer did; a good model only makes corrections rare.
+
+use super::tokens::{is_literal, literal, matched, token_len};
+
+const WSIZE: usize = 32768;
+const WMASK: usize = WSIZE - 1;
+const HASH_SIZE: usize = 1 << 15;
+/// zlib's MAX_DIST: WSIZE - MIN_LOOKAHEAD.
+const MAX_DIST: usize = WSIZE - 262;
+/// Length-3 matches further than this are not worth it (zlib and gzip).
+const TOO_FAR: usize = 4096;
+
+/// One row of zlib's `configuration_table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    pub lazy: bool,
+    pub good: u32,
+    /// `max_lazy` for lazy levels, `max_insert_length` for the fast ones.
+    pub max_lazy: u32,
+    pub nice: u32,
+    pub chain: u32,
+}
+
+/// zlib's levels 1–9 (index 0 unused).
+pub const LEVELS: [Params; 10] = [
+    Params { lazy: false, good: 0, max_lazy: 0, nice: 0, chain: 0 },
+    Params { lazy: false, good: 4, max_lazy: 4, nice: 8, chain: 4 },
+    Params { lazy: false, good: 4, max_lazy: 5, nice: 16, chain: 8 },
+    Params { lazy: false, good: 4, max_lazy: 6, nice: 32, chain: 32 },
+    Params { lazy: true, good: 4, max_lazy: 4, nice: 16, chain: 16 },
+    Params { lazy: true, good: 8, max_lazy: 16, nice: 32, chain: 32 },
+    Params { lazy: true, good: 8, max_lazy: 16, nice: 128, chain: 128 },
+    Params { lazy: true, good: 8, max_lazy: 32, nice: 128, chain: 256 },
+    Params { lazy: true, good: 32, max_lazy: 128, nice: 258, chain: 1024 },
+    Params { lazy: true, good: 32, max_lazy: 258, nice: 258, chain: 4096 },
+];
+
+/// Answers each predicted token with the token the stream has at `pos`; `None` stops.
+pub trait Oracle {
+    fn next(&mut self, pos: usize, predicted: u32) -> Option<u32>;
+}
+
+pub struct Model<'a> {
+    buf: &'a [u8],
+    end: usize,
+    params: Params,
+    /// Hash heads and chain links hold position + 1; 0 is empty.
+    head: Vec<u32>,
+    prev: Vec<u32>,
+    /// Positions below this have been inserted (or skipped).
+    inserted: usize,
+    /// Candidates must be above this (position + 1): 1 when `buf[0]` is the stream's
+    /// first byte, which zlib's NIL makes unmatchable.
+    nil: u32,
+}
+
+#[inline]
+fn hash(b: &[u8]) -> usize {
+    (((b[0] as usize) << 10) ^ ((b[1] as usize) << 5) ^ b[2] as usize) & (HASH_SIZE - 1)
+}
+
+impl<'a> Model<'a> {
+    /// A model over `buf`, predicting from `start`; `buf[..start]` is the window (already
+    /// seen plaintext, all of it hashed). `stream_start`: `buf[0]` begins the stream.
+    pub fn new(buf: &'a [u8], start: usize, stream_start: bool, params: Params) -> Model<'a> {
+        let mut m = Model {
+            buf,
+            end: buf.len(),
+            params,
+            head: vec![0; HASH_SIZE],
+            prev: vec![0; WSIZE],
+            inserted: start.saturating_sub(WSIZE),
+            nil: stream_start as u32,
+        };
+        if start > 0 {
+            m.insert_through(start - 1);
+        }
+        m
+    }
+
+    /// Inserts every position up to `q` that has three bytes before the end.
+    #[inline]
+    fn insert_through(&mut self, q: usize) {
+        let last = q.min(self.end.saturating_sub(3));
+        while self.inserted <= last {
+            let p = self.inserted;
+            let h = hash(&self.buf[p..]);
+            self.prev[p & WMASK] = self.head[h];
+            self.head[h] = p as u32 + 1;
+            self.inserted += 1;
+        }
+        self.inserted = self.inserted.max(q + 1);
+    }
+
+    /// zlib's INSERT_STRING: hashes `pos` and returns the chain it joined (0: none).
+    #[inline]
+    fn lookup(&mut self, pos: usize) -> u32 {
+        if pos + 3 > self.end {
+            return 0;
+        }
+        self.insert_through(pos);
+        self.prev[pos & WMASK]
+    }
+
+    #[inline]
+    fn first_candidate(&self, pos: usize, head: u32) -> Option<usize> {
+        (head > self.nil && pos - (head as usize - 1) <= MAX_DIST).then(|| head as usize - 1)
+    }
+
+    /// zlib's `longest_match`: the first longest match in the chain from `cur`, longer
+    /// than `prev_length`; `match_start` changes only when one is found.
+    fn longest_match(&self, pos: usize, mut cur: usize, prev_length: u32, match_start: &mut usize) -> u32 {
+        let p = &self.params;
+        let mut chain = if prev_length >= p.good { p.chain >> 2 } else { p.chain };
+        let lookahead = self.end - pos;
+        let max_len = lookahead.min(258);
+        let nice = (p.nice as usize).min(lookahead);
+        let mut best = prev_length as usize;
+        if best >= max_len {
+            return best.min(lookahead) as u32;
+        }
+        let limit = if pos > MAX_DIST { (pos - MAX_DIST + 1) as u32 } else { 0 }.max(self.nil);
+        let buf = self.buf;
+        let scan = &buf[pos..pos + max_len];
+        loop {
+            let m = cur;
+            if buf[m + best] == scan[best]
+                && buf[m + best - 1] == scan[best - 1]
+                && buf[m] == scan[0]
+                && buf[m + 1] == scan[1]
+            {
+                let len = common_prefix(&buf[m..m + max_len], scan);
+                if len > best {
+                    *match_start = m;
+                    best = len;
+                    if len >= nice || len >= max_len {
+                        break;
+                    }
+                }
+            }
+            let next = self.prev[m & WMASK];
+            chain -= 1;
+            if next <= limit || chain == 0 {
+                break;
+            }
+            cur = next as usize - 1;
+        }
+        best.min(lookahead) as u32
+    }
+
+    /// Predicts tokens from `pos` to the end, asking `oracle` for each.
+    pub fn run(&mut self, pos: usize, oracle: &mut dyn Oracle) {
+        if self.params.lazy {
+            self.run_lazy(pos, oracle)
+        } else {
+            self.run_fast(pos, oracle)
+        }
+    }
+
+    fn run_fast(&mut self, mut pos: usize, oracle: &mut dyn Oracle) {
+        let mut match_start = 0;
+        while pos < self.end {
+            let head = self.lookup(pos);
+            let mut len = 0;
+            if let Some(c) = self.first_candidate(pos, head) {
+                len = self.longest_match(pos, c, 2, &mut match_start);
+            }
+            let predicted = if len >= 3 {
+                matched(len, (pos - match_start) as u32)
+            } else {
+                literal(self.buf[pos])
+            };
+            let Some(actual) = oracle.next(pos, predicted) else { return };
+            let n = token_len(actual);
+            if !is_literal(actual) {
+                if n <= self.params.max_lazy as usize && self.end - (pos + n) >= 3 {
+                    self.insert_through(pos + n - 1);
+                } else {
+                    self.inserted = self.inserted.max(pos + n);
+                }
+            }
+            pos += n;
+        }
+    }
+
+    fn run_lazy(&mut self, mut pos: usize, oracle: &mut dyn Oracle) {
+        let max_lazy = self.params.max_lazy;
+        let mut available = false;
+        let mut match_length = 2u32;
+        let mut match_start = 0usize;
+        while pos < self.end {
+            let head = self.lookup(pos);
+            let prev_length = match_length;
+            let prev_match = match_start;
+            match_length = 2;
+            if prev_length < max_lazy {
+                if let Some(c) = self.first_candidate(pos, head) {
+                    match_length = self.longest_match(pos, c, prev_length, &mut match_start);
+                    if match_length == 3 && pos - match_start > TOO_FAR {
+                        match_length = 2;
+                    }
+                }
+            }
+            if prev_length >= 3 && match_length <= prev_length {
+                let at = pos - 1;
+                let predicted = matched(prev_length, (at - prev_match) as u32);
+                let Some(actual) = oracle.next(at, predicted) else { return };
+                let n = token_len(actual);
+                self.insert_through(at + n - 1);
+                available = false;
+                match_length = 2;
+                pos = at + n;
+            } else if available {
+                let at = pos - 1;
+                let predicted = literal(self.buf[at]);
+                let Some(actual) = oracle.next(at, predicted) else { return };
+                if actual == predicted {
+                    pos += 1;
+                } else {
+                    let n = token_len(actual);
+                    self.insert_through(at + n - 1);
+                    available = false;
+                    match_length = 2;
+                    pos = at + n;
+                }
+            } else {
+                available = true;
+                pos += 1;
+            }
+        }
+        if available {
+            let at = pos - 1;
+            let _ = oracle.next(at, literal(self.buf[at]));
+        }
+    }
+}
+
+/// Length of the common prefix of two equally long slices.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().unwrap())
+            ^ u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        if x != 0 {
+            return i + (x.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
