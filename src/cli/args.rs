@@ -292,6 +292,8 @@ impl PushTuning {
             uploads: None,
             pack_size_mib: crate::repo::DEFAULT_PACK_SIZE >> 20,
             compression_level: DEFAULT_ZSTD_LEVEL,
+            no_gzip_dedup: false,
+            gzip_dedup: true,
         }
     }
 }
@@ -316,6 +318,14 @@ pub struct PushTuning {
     /// zstd compression level (1-19).
     #[arg(long = "compression-level", default_value_t = DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub compression_level: i32,
+    /// Store a gzip or zlib input as it came. By default it is stored as its plaintext
+    /// plus what recreates the exact compressed bytes, so it deduplicates.
+    #[arg(long = "no-gzip-dedup")]
+    pub no_gzip_dedup: bool,
+    /// KANDO_GZIP_DEDUP=0 does what --no-gzip-dedup does.
+    #[arg(long = "gzip-dedup", hide = true, env = "KANDO_GZIP_DEDUP", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub gzip_dedup: bool,
 }
 
 /// A `source`/`target` argument.

@@ -42,8 +42,13 @@ pub(super) fn push_line(o: &PushOutcome) -> String {
     } else {
         100.0 * (o.chunks - o.new_chunks) as f64 / o.chunks as f64
     };
+    // What recompression did comes first, on its own line.
+    let recompressed = match o.recompress.as_ref().and_then(|r| r.line()) {
+        Some(line) => format!("kando: {line}\n"),
+        None => String::new(),
+    };
     format!(
-        "kando: pushed {} in {:.1} s ({}/s), stored {} new, {dedup:.1}% of chunks deduplicated, snapshot {}",
+        "{recompressed}kando: pushed {} in {:.1} s ({}/s), stored {} new, {dedup:.1}% of chunks deduplicated, snapshot {}",
         human_bytes(o.logical_size),
         secs,
         rate(o.logical_size, secs),

@@ -77,6 +77,7 @@ impl Target {
             pack_size: tuning.pack_size_mib.clamp(1, 512) * 1024 * 1024,
             zstd_level: tuning.compression_level,
             stale_after: self.stale_after.max(Duration::from_secs(1)),
+            gzip_dedup: tuning.gzip_dedup && !tuning.no_gzip_dedup,
             ..PushOptions::default()
         }
     }

@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::kib;
+use crate::recompress::Rebuilder;
 use crate::repo::chunklist::ChunkListReader;
 use crate::repo::ids::Id;
 use crate::repo::index::Index;
@@ -92,21 +93,46 @@ pub fn pull(
 
     let (planned, fetched, wrote) = std::thread::scope(|s| {
         let planner = s.spawn(move || plan_reads(rt, repo, id, manifest, index, opts, job_tx));
-        let writer = s.spawn(move || -> Result<(u64, Id)> {
-            let mut hasher = blake3::Hasher::new();
-            let mut total = 0u64;
-            // Each batch's permit is dropped once the batch is written.
-            for (chunks, _permit) in data_rx {
-                for c in chunks {
-                    hasher.update(&c);
-                    out.write_all(&c)
-                        .context("cannot write the restored data")?;
-                    total += c.len() as u64;
-                    written.store(total, Ordering::Relaxed);
+        let writer = s.spawn(move || -> Result<(u64, Id, Option<(u64, Id)>)> {
+            let mut sink = Counted {
+                out,
+                hasher: blake3::Hasher::new(),
+                total: 0,
+                written,
+            };
+            let write_err = |e: std::io::Error| -> anyhow::Error {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    anyhow!(NotRebuilt(format!("snapshot {id} did not restore: {e}")))
+                } else {
+                    anyhow!(e).context("cannot write the restored data")
                 }
-            }
-            out.flush().context("cannot write the restored data")?;
-            Ok((total, Id(*hasher.finalize().as_bytes())))
+            };
+            let stored = match &manifest.container {
+                // Each batch's permit is dropped once the batch is written.
+                None => {
+                    for (chunks, _permit) in data_rx {
+                        for c in chunks {
+                            sink.write_all(&c).map_err(write_err)?;
+                        }
+                    }
+                    None
+                }
+                Some(_) => {
+                    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                    let mut rebuilder = Rebuilder::new(&mut sink, threads);
+                    let mut hasher = blake3::Hasher::new();
+                    for (chunks, _permit) in data_rx {
+                        for c in chunks {
+                            hasher.update(&c);
+                            rebuilder.write_all(&c).map_err(write_err)?;
+                        }
+                    }
+                    rebuilder.finish().map_err(write_err)?;
+                    Some((hasher.count(), Id(*hasher.finalize().as_bytes())))
+                }
+            };
+            sink.flush().map_err(write_err)?;
+            Ok((sink.total, Id(*sink.hasher.finalize().as_bytes()), stored))
         });
 
         let fetched = rt.block_on(async {
@@ -172,10 +198,25 @@ pub fn pull(
         (planned, fetched, wrote)
     });
 
-    // The writer's error (e.g. a closed pipe) is the cause when it has one.
-    let (bytes, hash) = wrote?;
+    // The writer's error (e.g. a closed pipe) is the cause when it has one, unless the
+    // data stopped coming first.
+    let stopped_early = fetched.is_err() || planned.is_err();
+    let wrote = match wrote {
+        Err(e) if stopped_early && e.is::<NotRebuilt>() => None,
+        w => Some(w?),
+    };
     fetched?;
     planned?;
+    let (bytes, hash, stored) = wrote.expect("the writer's error was returned above");
+    if let (Some((len, h)), Some(c)) = (stored, &manifest.container) {
+        if len != c.size || h.to_hex().as_str() != c.hash {
+            bail!(
+                "snapshot {id} did not restore intact: its stored container stream is {len} bytes hashing to {h}, expected {} bytes hashing to {}",
+                c.size,
+                c.hash
+            );
+        }
+    }
     if bytes != manifest.logical_size || hash.to_hex() != manifest.stream_hash {
         bail!(
             "snapshot {id} did not restore intact: got {bytes} bytes hashing to {hash}, expected {} bytes hashing to {}",
@@ -187,6 +228,33 @@ pub fn pull(
         bytes,
         duration: started.elapsed(),
     })
+}
+
+/// A container that did not rebuild: when the data stopped coming, a consequence.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotRebuilt(String);
+
+/// The output, counted and hashed as it is written.
+struct Counted<'a> {
+    out: &'a mut (dyn Write + Send),
+    hasher: blake3::Hasher,
+    total: u64,
+    written: &'a AtomicU64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.total += n as u64;
+        self.written.store(self.total, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Walks the chunk list and sends coalesced reads, in stream order.

@@ -22,11 +22,14 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::recompress;
 use crate::repo::chunklist::ChunkListWriter;
 use crate::repo::ids::Id;
 use crate::repo::index::IndexSegment;
 use crate::repo::journal;
-use crate::repo::manifest::{Manifest, MANIFEST_VERSION};
+use crate::repo::manifest::{
+    Manifest, StoredContainer, CONTAINER_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_CONTAINER,
+};
 use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry, Packer};
 use crate::repo::session::Session;
 use crate::repo::Repository;
@@ -47,6 +50,8 @@ pub struct PushOptions {
     pub segment_entries: usize,
     /// How often the push's session is refreshed (a quarter of this) so gc waits for it.
     pub stale_after: Duration,
+    /// Store a gzip or zlib input as plaintext plus reconstruction data (`recompress`).
+    pub gzip_dedup: bool,
 }
 
 impl Default for PushOptions {
@@ -58,6 +63,7 @@ impl Default for PushOptions {
             zstd_level: 3,
             segment_entries: crate::repo::SEGMENT_ENTRIES,
             stale_after: crate::repo::session::DEFAULT_STALE_AFTER,
+            gzip_dedup: true,
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct PushOutcome {
     pub new_chunks: u64,
     /// Wall time of the whole push.
     pub duration: Duration,
+    /// What happened to a gzip or zlib input.
+    pub recompress: Option<recompress::Report>,
 }
 
 /// A blob on its way into a pack.
@@ -174,10 +182,26 @@ impl Known {
 /// Pushes `input` as a new snapshot at `path` (already normalised). The push announces a
 /// session (so gc waits for it) and commits through the gc journal (so gc can never delete
 /// what it used, however long it was paused).
+/// Reads up to `n` bytes from the start of `input` (fewer at its end).
+fn read_head(input: &mut impl Read, n: usize) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match input.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(anyhow!("cannot read the input: {e}")),
+        }
+    }
+    head.truncate(got);
+    Ok(head)
+}
+
 pub fn push(
     rt: &Handle,
     repo: &Repository,
-    input: impl Read + Send,
+    mut input: impl Read + Send,
     path: &str,
     opts: &PushOptions,
     counters: &PushCounters,
@@ -237,11 +261,25 @@ pub fn push(
     let (order_tx, order_rx) = bounded::<(u64, Id, bool, Bytes, Share)>(jobs * 2);
     let (blob_tx, blob_rx) = bounded::<StoredBlob>(jobs * 2);
 
-    let (chunked, workers, assembled, packed) = std::thread::scope(|s| {
+    // A gzip or zlib input is stored as a container stream (plaintext and recipes).
+    let head = read_head(&mut input, 16)?;
+    let format = opts.gzip_dedup.then(|| recompress::detect(&head)).flatten();
+    let input = std::io::Cursor::new(head).chain(input);
+    let mut report = None;
+
+    let (chunked, workers, assembled, packed, parsed) = std::thread::scope(|s| {
+        let (source, parser): (Box<dyn Read + Send + '_>, _) = match format {
+            Some(format) => {
+                let (reader, parser) = recompress::spawn(s, input, format, jobs);
+                report = Some(reader.report());
+                (Box::new(reader), Some(parser))
+            }
+            None => (Box::new(input), None),
+        };
         let chunker = s.spawn(move || -> Result<u64> {
             let mut total = 0u64;
             let cdc = StreamCDC::with_level_and_seed(
-                input,
+                source,
                 chunker.min as usize,
                 chunker.avg as usize,
                 chunker.max as usize,
@@ -354,7 +392,12 @@ pub fn push(
             .collect();
         let assembled = assembler.join().expect("assembler thread panicked");
         let packed = packer.join().expect("packer thread panicked");
-        (chunked, workers, assembled, packed)
+        let parsed = parser.map(|p| {
+            p.join()
+                .expect("recompress parser panicked")
+                .map_err(|e| anyhow!("cannot read the input: {e}"))
+        });
+        (chunked, workers, assembled, packed, parsed)
     });
 
     // Report the cause, not the echo of a stage stopping because another failed.
@@ -367,6 +410,15 @@ pub fn push(
     }
     let assembled = assembled.map_err(|e| errors.push(e));
     let chunked = chunked.map_err(|e| errors.push(e));
+    // The parser's read error is the cause when the container stream stopped early.
+    let parsed = match parsed {
+        Some(Err(e)) => {
+            errors.insert(0, e);
+            None
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     if let Some(i) = errors.iter().position(|e| !e.is::<Stopped>()) {
         return Err(errors.swap_remove(i));
     }
@@ -386,17 +438,32 @@ pub fn push(
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos() as u64;
+    // With a container, the chunks hold it; the snapshot still names the input's bytes.
+    let (version, logical_size, stream_hash, container) = match parsed {
+        None => (MANIFEST_VERSION, logical_size, stream_hash.to_hex(), None),
+        Some((input_len, input_hash)) => (
+            MANIFEST_VERSION_CONTAINER,
+            input_len,
+            input_hash.to_hex().to_string(),
+            Some(StoredContainer {
+                format: CONTAINER_FORMAT.to_string(),
+                size: logical_size,
+                hash: stream_hash.to_hex(),
+            }),
+        ),
+    };
     let manifest = Manifest {
-        version: MANIFEST_VERSION,
+        version,
         path: path.to_string(),
         time: humantime::format_rfc3339_millis(start_time).to_string(),
         time_ns,
         host: crate::repo::session::hostname(),
         logical_size,
         stored_size,
-        stream_hash: stream_hash.to_hex(),
+        stream_hash,
         chunk_count,
         chunks: tree,
+        container,
     };
     before_commit()?;
     let id = rt.block_on(repo.write_manifest(&manifest))?;
@@ -415,6 +482,7 @@ pub fn push(
         chunks: chunk_count,
         new_chunks,
         duration: started.elapsed(),
+        recompress: report.map(|r| r.lock().unwrap().clone()),
     })
 }
 

@@ -127,7 +127,9 @@ mod tests {
     fn writer_and_reader_agree_at_every_phase() {
         for phase in 0..8 {
             let mut w = BitWriter::new(phase, 0);
-            let fields: Vec<(u32, u32)> = (1..40).map(|i| ((i * 7919) & ((1 << (i % 17 + 1)) - 1), i % 17 + 1)).collect();
+            let fields: Vec<(u32, u32)> = (1..40)
+                .map(|i| ((i * 7919) & ((1 << (i % 17 + 1)) - 1), i % 17 + 1))
+                .collect();
             for &(v, n) in &fields {
                 w.put(v, n);
             }

@@ -38,7 +38,10 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn damaged(why: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the stored gzip reconstruction data is damaged: {why}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the stored gzip reconstruction data is damaged: {why}"),
+    )
 }
 
 struct Job {
@@ -82,7 +85,8 @@ impl<W: Write> Rebuilder<W> {
                             let plain = &job.data[job.start..];
                             let recipe = Recipe::decode(&job.recipe, plain)?;
                             let phase = recipe.phase;
-                            let (bytes, bits) = rebuild(&recipe, &job.data, job.start, job.stream_start)?;
+                            let (bytes, bits) =
+                                rebuild(&recipe, &job.data, job.start, job.stream_start)?;
                             Ok((bytes, bits, phase))
                         })()
                         .map_err(|e: &str| e.to_string());
@@ -138,7 +142,9 @@ impl<W: Write> Rebuilder<W> {
                     if len > MAX_RECORD {
                         return Err(damaged("record too large"));
                     }
-                    let Ok(bytes) = c.bytes(len as usize) else { break };
+                    let Ok(bytes) = c.bytes(len as usize) else {
+                        break;
+                    };
                     let bytes = bytes.to_vec();
                     used += c.pos;
                     self.window = None;
@@ -150,13 +156,17 @@ impl<W: Write> Rebuilder<W> {
                     if rlen > MAX_RECORD {
                         return Err(damaged("record too large"));
                     }
-                    let Ok(recipe) = c.bytes(rlen as usize) else { break };
+                    let Ok(recipe) = c.bytes(rlen as usize) else {
+                        break;
+                    };
                     let recipe = recipe.to_vec();
                     let Ok(plen) = c.varint() else { break };
                     if plen > MAX_RECORD {
                         return Err(damaged("record too large"));
                     }
-                    let Ok(plain) = c.bytes(plen as usize) else { break };
+                    let Ok(plain) = c.bytes(plen as usize) else {
+                        break;
+                    };
                     let window = match (flag, self.window.take()) {
                         (0, _) => Vec::new(),
                         (1, Some(w)) => w,

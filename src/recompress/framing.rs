@@ -70,7 +70,10 @@ pub fn level_hint(format: Format, header: &[u8]) -> u8 {
 }
 
 /// Reads a header; `Ok(Err(bytes))` when it is not complete or not valid (the bytes read).
-pub fn read_header<R: Read>(input: &mut Input<R>, format: Format) -> io::Result<Result<Vec<u8>, Vec<u8>>> {
+pub fn read_header<R: Read>(
+    input: &mut Input<R>,
+    format: Format,
+) -> io::Result<Result<Vec<u8>, Vec<u8>>> {
     let mut h = input.read_bytes(if format == Format::Gzip { 10 } else { 2 })?;
     if format == Format::Zlib {
         return Ok(if is_zlib(&h) { Ok(h) } else { Err(h) });
@@ -98,7 +101,9 @@ pub fn read_header<R: Read>(input: &mut Input<R>, format: Format) -> io::Result<
             // A zero-terminated name or comment; bounded so a bad header cannot grow memory.
             loop {
                 let b = input.read_bytes(1)?;
-                let Some(&b) = b.first() else { return Ok(Err(h)) };
+                let Some(&b) = b.first() else {
+                    return Ok(Err(h));
+                };
                 h.push(b);
                 if b == 0 {
                     break;

@@ -4,7 +4,9 @@
 use super::bits::{reverse, BitSource};
 
 /// Order in which code-length code lengths are sent.
-const CLEN_ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+const CLEN_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
 
 /// A lookup table indexed by the next `bits` input bits (LSB first). Entries hold
 /// `symbol << 4 | length`; 0 marks a bit pattern no code starts with (an incomplete code,

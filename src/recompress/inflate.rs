@@ -177,10 +177,17 @@ impl<R: Read> BitSource for Input<R> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockKind {
     /// Stored: the bits skipped to reach a byte boundary, then LEN bytes.
-    Stored { pad_bits: u8, pad: u8, len: u16 },
+    Stored {
+        pad_bits: u8,
+        pad: u8,
+        len: u16,
+    },
     Fixed,
     /// The header after BTYPE (code lengths), verbatim.
-    Dynamic { header: Vec<u8>, header_bits: u32 },
+    Dynamic {
+        header: Vec<u8>,
+        header_bits: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

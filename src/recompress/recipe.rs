@@ -7,8 +7,8 @@ use super::bits::{BitWriter, SliceBits};
 use super::huffman::{canonical_codes, fixed_lengths, read_dynamic_lengths};
 use super::inflate::{Block, BlockKind};
 use super::tokens::{
-    dist_code, distance, is_literal, literal, matched, token_len, DIST_BASE, DIST_EXTRA,
-    LEN_BASE, LEN_CODE, LEN_EXTRA,
+    dist_code, distance, is_literal, literal, matched, token_len, DIST_BASE, DIST_EXTRA, LEN_BASE,
+    LEN_CODE, LEN_EXTRA,
 };
 use super::zlib_model::{Model, Oracle, Params, LEVELS};
 
@@ -101,7 +101,10 @@ impl<'a> BlockCursor<'a> {
                 }
                 self.out.put(*len as u32 | ((!*len as u32) << 16), 32);
                 let end = self.at + *len as usize;
-                let bytes = self.data.get(self.at..end).ok_or("stored block past the plaintext")?;
+                let bytes = self
+                    .data
+                    .get(self.at..end)
+                    .ok_or("stored block past the plaintext")?;
                 for &b in bytes {
                     self.out.put(b as u32, 8);
                 }
@@ -115,7 +118,10 @@ impl<'a> BlockCursor<'a> {
                 self.stored = false;
                 self.left = Some(block.tokens);
             }
-            BlockKind::Dynamic { header, header_bits } => {
+            BlockKind::Dynamic {
+                header,
+                header_bits,
+            } => {
                 self.out.put(2, 2);
                 self.out.put_bitstring(header, *header_bits as usize);
                 let mut src = SliceBits::new(header, 0);
@@ -165,7 +171,8 @@ impl<'a> BlockCursor<'a> {
                 return Err("length has no code");
             }
             self.out.put(self.lit_codes[sym], len as u32);
-            self.out.put((n - LEN_BASE[lc] as usize) as u32, LEN_EXTRA[lc] as u32);
+            self.out
+                .put((n - LEN_BASE[lc] as usize) as u32, LEN_EXTRA[lc] as u32);
             let d = distance(t);
             let dc = dist_code(d);
             let dlen = *self.dist_lens.get(dc).ok_or("distance has no code")?;
@@ -173,7 +180,8 @@ impl<'a> BlockCursor<'a> {
                 return Err("distance has no code");
             }
             self.out.put(self.dist_codes[dc], dlen as u32);
-            self.out.put((d - DIST_BASE[dc] as usize) as u32, DIST_EXTRA[dc] as u32);
+            self.out
+                .put((d - DIST_BASE[dc] as usize) as u32, DIST_EXTRA[dc] as u32);
         }
         Ok(())
     }
@@ -362,7 +370,9 @@ pub fn analyze(p: &PieceInput, level: u8, max_corrections: usize) -> Result<Reci
         return Err("tokens left over");
     }
     let Recorder {
-        cursor, corrections, ..
+        cursor,
+        corrections,
+        ..
     } = rec;
     let (bytes, bits) = cursor.finish(p.final_pad)?;
     if bits != p.bits || !same_bits(&bytes, p.compressed, p.phase, bits) {
@@ -399,7 +409,12 @@ fn same_bits(a: &[u8], b: &[u8], phase: u8, bits: u64) -> bool {
 
 /// Writes a piece's bits from its plaintext (`data[start..]`, window before it) and recipe:
 /// the bytes (the first starting at bit `phase`) and the number of bits.
-pub fn rebuild(r: &Recipe, data: &[u8], start: usize, stream_start: bool) -> Result<(Vec<u8>, u64), &'static str> {
+pub fn rebuild(
+    r: &Recipe,
+    data: &[u8],
+    start: usize,
+    stream_start: bool,
+) -> Result<(Vec<u8>, u64), &'static str> {
     if !(1..=9).contains(&r.level) {
         return Err("unknown model level");
     }
@@ -481,7 +496,10 @@ impl Recipe {
                     out.push(b.last as u8 | 2);
                     put_varint(&mut out, b.tokens as u64);
                 }
-                BlockKind::Dynamic { header, header_bits } => {
+                BlockKind::Dynamic {
+                    header,
+                    header_bits,
+                } => {
                     out.push(b.last as u8 | 4);
                     put_varint(&mut out, b.tokens as u64);
                     put_varint(&mut out, *header_bits as u64);
@@ -509,7 +527,10 @@ impl Recipe {
     }
 
     pub fn decode(bytes: &[u8], plain: &[u8]) -> Result<Recipe, &'static str> {
-        let mut c = Cursor { data: bytes, pos: 0 };
+        let mut c = Cursor {
+            data: bytes,
+            pos: 0,
+        };
         let phase = c.byte()?;
         let level = c.byte()?;
         if phase > 7 {
@@ -526,14 +547,27 @@ impl Recipe {
                     if b[0] > 7 {
                         return Err("bad stored padding");
                     }
-                    (BlockKind::Stored { pad_bits: b[0], pad: b[1], len: u16::from_le_bytes([b[2], b[3]]) }, 0)
+                    (
+                        BlockKind::Stored {
+                            pad_bits: b[0],
+                            pad: b[1],
+                            len: u16::from_le_bytes([b[2], b[3]]),
+                        },
+                        0,
+                    )
                 }
                 1 => (BlockKind::Fixed, c.varint()? as u32),
                 2 => {
                     let tokens = c.varint()? as u32;
                     let header_bits = c.varint()? as u32;
                     let header = c.bytes((header_bits as usize).div_ceil(8))?.to_vec();
-                    (BlockKind::Dynamic { header, header_bits }, tokens)
+                    (
+                        BlockKind::Dynamic {
+                            header,
+                            header_bits,
+                        },
+                        tokens,
+                    )
                 }
                 _ => return Err("bad block kind"),
             };
@@ -574,6 +608,12 @@ impl Recipe {
         if c.pos != bytes.len() {
             return Err("trailing bytes after the recipe");
         }
-        Ok(Recipe { phase, level, blocks, final_pad, corrections })
+        Ok(Recipe {
+            phase,
+            level,
+            blocks,
+            final_pad,
+            corrections,
+        })
     }
 }

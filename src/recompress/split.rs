@@ -76,7 +76,10 @@ struct Piece {
 }
 
 enum Item {
-    Raw { at: u64, bytes: Vec<u8> },
+    Raw {
+        at: u64,
+        bytes: Vec<u8>,
+    },
     Piece(Arc<Piece>, Receiver<Result<Vec<u8>, String>>),
     /// A stream ended (stats only).
     Member,
@@ -97,7 +100,10 @@ pub fn spawn<'scope, 'env, R: Read + Send + 'scope>(
     input: R,
     format: Format,
     workers: usize,
-) -> (ContainerReader, ScopedJoinHandle<'scope, io::Result<(u64, blake3::Hash)>>) {
+) -> (
+    ContainerReader,
+    ScopedJoinHandle<'scope, io::Result<(u64, blake3::Hash)>>,
+) {
     let workers = workers.max(1);
     let (item_tx, item_rx) = bounded::<Item>(workers + 1);
     let (job_tx, job_rx) = bounded::<Job>(workers);
@@ -214,7 +220,11 @@ fn parse<R: Read>(
     input.finish()
 }
 
-fn raw_rest<R: Read>(input: &mut Input<R>, from: u64, send: &dyn Fn(Item) -> Sent) -> io::Result<Sent> {
+fn raw_rest<R: Read>(
+    input: &mut Input<R>,
+    from: u64,
+    send: &dyn Fn(Item) -> Sent,
+) -> io::Result<Sent> {
     let mut at = from;
     while let Some(bytes) = input.drain_rest(at, RAW_RECORD)? {
         let len = bytes.len() as u64;
@@ -246,7 +256,10 @@ fn deflate_stream<R: Read>(
             Err(e) => return Ok(Err((start_bit / 8, e.to_string()))),
         }
         if dec.tokens.len() > MAX_PIECE_TOKENS {
-            return Ok(Err((start_bit / 8, "a deflate block with too many symbols".into())));
+            return Ok(Err((
+                start_bit / 8,
+                "a deflate block with too many symbols".into(),
+            )));
         }
         let last = dec.blocks.last().is_some_and(|b| b.last);
         let final_pad = last.then(|| input.align());
@@ -339,7 +352,9 @@ impl ContainerReader {
                 let result = if self.abandoned == Some(p.stream) {
                     Err(String::new())
                 } else {
-                    result.recv().unwrap_or_else(|_| Err("analysis stopped".into()))
+                    result
+                        .recv()
+                        .unwrap_or_else(|_| Err("analysis stopped".into()))
                 };
                 match result {
                     Ok(recipe) => {
@@ -362,7 +377,8 @@ impl ContainerReader {
                             p.abandoned.store(true, Ordering::Relaxed);
                             let mut r = self.report.lock().unwrap();
                             if r.fallback.is_none() {
-                                r.fallback = Some(format!("at input byte {}: {why}", p.start_bit / 8));
+                                r.fallback =
+                                    Some(format!("at input byte {}: {why}", p.start_bit / 8));
                             }
                         }
                         self.raw(p.start_bit / 8, &p.compressed);

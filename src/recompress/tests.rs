@@ -35,7 +35,13 @@ fn restore(container: &[u8]) -> std::io::Result<Vec<u8>> {
 fn roundtrip(input: &[u8]) -> Report {
     let (container, report) = contain(input);
     let out = restore(&container).unwrap();
-    assert!(out == input, "round trip differs ({} vs {} bytes); {:?}", out.len(), input.len(), report);
+    assert!(
+        out == input,
+        "round trip differs ({} vs {} bytes); {:?}",
+        out.len(),
+        input.len(),
+        report
+    );
     report
 }
 
@@ -58,7 +64,18 @@ fn run(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 fn text(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len + 100);
-    let words = ["alpha", "beta", "gamma", "delta", "COPY", "public", "\t", "\n", "2026-11-30", "NULL"];
+    let words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "COPY",
+        "public",
+        "\t",
+        "\n",
+        "2026-11-30",
+        "NULL",
+    ];
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
@@ -77,7 +94,10 @@ fn gnu_gzip_levels_round_trip_as_plaintext() {
     for level in ["-1", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9"] {
         let gz = run("gzip", &["-c", "-n", level], &plain);
         let r = roundtrip(&gz);
-        assert!(r.fallback.is_none() && r.recompressed + 40 > gz.len() as u64, "gzip {level}: {r:?}");
+        assert!(
+            r.fallback.is_none() && r.recompressed + 40 > gz.len() as u64,
+            "gzip {level}: {r:?}"
+        );
     }
 }
 
@@ -91,7 +111,10 @@ fn zlib_levels_round_trip_as_plaintext() {
             &plain,
         );
         let r = roundtrip(&z);
-        assert!(r.fallback.is_none() && r.recompressed + 10 > z.len() as u64, "zlib {level}: {r:?}");
+        assert!(
+            r.fallback.is_none() && r.recompressed + 10 > z.len() as u64,
+            "zlib {level}: {r:?}"
+        );
     }
 }
 
@@ -128,7 +151,12 @@ fn file_from_env() {
     let input = std::fs::read(path).unwrap();
     let t = std::time::Instant::now();
     let (container, report) = contain(&input);
-    eprintln!("contain: {:?} {:?} container {} bytes", t.elapsed(), report, container.len());
+    eprintln!(
+        "contain: {:?} {:?} container {} bytes",
+        t.elapsed(),
+        report,
+        container.len()
+    );
     let t = std::time::Instant::now();
     let out = restore(&container).unwrap();
     eprintln!("restore: {:?}", t.elapsed());

@@ -55,7 +55,11 @@ pub static LEN_CODE: [u8; 259] = {
     let mut code = 0;
     while code < 29 {
         let start = LEN_BASE[code] as usize;
-        let end = if code == 28 { 259 } else { start + (1 << LEN_EXTRA[code]) };
+        let end = if code == 28 {
+            259
+        } else {
+            start + (1 << LEN_EXTRA[code])
+        };
         let mut l = start;
         while l < end && l < 259 {
             t[l] = code as u8;
@@ -89,15 +93,24 @@ mod tests {
         for dist in 1..=32768usize {
             let c = dist_code(dist);
             let base = DIST_BASE[c] as usize;
-            assert!(dist >= base && dist < base + (1 << DIST_EXTRA[c]), "{dist} → {c}");
+            assert!(
+                dist >= base && dist < base + (1 << DIST_EXTRA[c]),
+                "{dist} → {c}"
+            );
         }
         for len in 3..=258usize {
             let c = LEN_CODE[len] as usize;
             let base = LEN_BASE[c] as usize;
-            assert!(len >= base && (len - base) < (1usize << LEN_EXTRA[c]).max(1), "{len}");
+            assert!(
+                len >= base && (len - base) < (1usize << LEN_EXTRA[c]).max(1),
+                "{len}"
+            );
         }
         let t = matched(258, 32768);
-        assert_eq!((token_len(t), distance(t), is_literal(t)), (258, 32768, false));
+        assert_eq!(
+            (token_len(t), distance(t), is_literal(t)),
+            (258, 32768, false)
+        );
         assert!(is_literal(literal(7)) && token_len(literal(7)) == 1);
     }
 }

@@ -31,16 +31,76 @@ pub struct Params {
 
 /// zlib's levels 1–9 (index 0 unused).
 pub const LEVELS: [Params; 10] = [
-    Params { lazy: false, good: 0, max_lazy: 0, nice: 0, chain: 0 },
-    Params { lazy: false, good: 4, max_lazy: 4, nice: 8, chain: 4 },
-    Params { lazy: false, good: 4, max_lazy: 5, nice: 16, chain: 8 },
-    Params { lazy: false, good: 4, max_lazy: 6, nice: 32, chain: 32 },
-    Params { lazy: true, good: 4, max_lazy: 4, nice: 16, chain: 16 },
-    Params { lazy: true, good: 8, max_lazy: 16, nice: 32, chain: 32 },
-    Params { lazy: true, good: 8, max_lazy: 16, nice: 128, chain: 128 },
-    Params { lazy: true, good: 8, max_lazy: 32, nice: 128, chain: 256 },
-    Params { lazy: true, good: 32, max_lazy: 128, nice: 258, chain: 1024 },
-    Params { lazy: true, good: 32, max_lazy: 258, nice: 258, chain: 4096 },
+    Params {
+        lazy: false,
+        good: 0,
+        max_lazy: 0,
+        nice: 0,
+        chain: 0,
+    },
+    Params {
+        lazy: false,
+        good: 4,
+        max_lazy: 4,
+        nice: 8,
+        chain: 4,
+    },
+    Params {
+        lazy: false,
+        good: 4,
+        max_lazy: 5,
+        nice: 16,
+        chain: 8,
+    },
+    Params {
+        lazy: false,
+        good: 4,
+        max_lazy: 6,
+        nice: 32,
+        chain: 32,
+    },
+    Params {
+        lazy: true,
+        good: 4,
+        max_lazy: 4,
+        nice: 16,
+        chain: 16,
+    },
+    Params {
+        lazy: true,
+        good: 8,
+        max_lazy: 16,
+        nice: 32,
+        chain: 32,
+    },
+    Params {
+        lazy: true,
+        good: 8,
+        max_lazy: 16,
+        nice: 128,
+        chain: 128,
+    },
+    Params {
+        lazy: true,
+        good: 8,
+        max_lazy: 32,
+        nice: 128,
+        chain: 256,
+    },
+    Params {
+        lazy: true,
+        good: 32,
+        max_lazy: 128,
+        nice: 258,
+        chain: 1024,
+    },
+    Params {
+        lazy: true,
+        good: 32,
+        max_lazy: 258,
+        nice: 258,
+        chain: 4096,
+    },
 ];
 
 /// Answers each predicted token with the token the stream has at `pos`; `None` stops.
@@ -117,9 +177,19 @@ impl<'a> Model<'a> {
 
     /// zlib's `longest_match`: the first longest match in the chain from `cur`, longer
     /// than `prev_length`; `match_start` changes only when one is found.
-    fn longest_match(&self, pos: usize, mut cur: usize, prev_length: u32, match_start: &mut usize) -> u32 {
+    fn longest_match(
+        &self,
+        pos: usize,
+        mut cur: usize,
+        prev_length: u32,
+        match_start: &mut usize,
+    ) -> u32 {
         let p = &self.params;
-        let mut chain = if prev_length >= p.good { p.chain >> 2 } else { p.chain };
+        let mut chain = if prev_length >= p.good {
+            p.chain >> 2
+        } else {
+            p.chain
+        };
         let lookahead = self.end - pos;
         let max_len = lookahead.min(258);
         let nice = (p.nice as usize).min(lookahead);
@@ -127,7 +197,12 @@ impl<'a> Model<'a> {
         if best >= max_len {
             return best.min(lookahead) as u32;
         }
-        let limit = if pos > MAX_DIST { (pos - MAX_DIST + 1) as u32 } else { 0 }.max(self.nil);
+        let limit = if pos > MAX_DIST {
+            (pos - MAX_DIST + 1) as u32
+        } else {
+            0
+        }
+        .max(self.nil);
         let buf = self.buf;
         let scan = &buf[pos..pos + max_len];
         loop {
@@ -178,7 +253,9 @@ impl<'a> Model<'a> {
             } else {
                 literal(self.buf[pos])
             };
-            let Some(actual) = oracle.next(pos, predicted) else { return };
+            let Some(actual) = oracle.next(pos, predicted) else {
+                return;
+            };
             let n = token_len(actual);
             if !is_literal(actual) {
                 if n <= self.params.max_lazy as usize && self.end - (pos + n) >= 3 {
@@ -212,7 +289,9 @@ impl<'a> Model<'a> {
             if prev_length >= 3 && match_length <= prev_length {
                 let at = pos - 1;
                 let predicted = matched(prev_length, (at - prev_match) as u32);
-                let Some(actual) = oracle.next(at, predicted) else { return };
+                let Some(actual) = oracle.next(at, predicted) else {
+                    return;
+                };
                 let n = token_len(actual);
                 self.insert_through(at + n - 1);
                 available = false;
@@ -221,7 +300,9 @@ impl<'a> Model<'a> {
             } else if available {
                 let at = pos - 1;
                 let predicted = literal(self.buf[at]);
-                let Some(actual) = oracle.next(at, predicted) else { return };
+                let Some(actual) = oracle.next(at, predicted) else {
+                    return;
+                };
                 if actual == predicted {
                     pos += 1;
                 } else {
