@@ -909,24 +909,27 @@ fn run_measured(cmd: &mut Command, stdin: Vec<u8>) -> (Output, u64) {
     (out, usage.ru_maxrss as u64)
 }
 
-/// 200 MB of zeros gzip'ed to ~200 KB (1000:1), and ~200 MB of one repeated text line:
+/// 200 MB of zeros gzip'ed to ~200 KB (1000:1), and 50 MB of one repeated text line:
 /// inflating them must not hold them, at push or at pull.
 #[test]
 fn bomb_like_streams_memory_bounded() {
     const LIMIT_KIB: u64 = 128 << 10;
     let zeros = sh("head -c 200000000 /dev/zero | gzip -c -9", b"");
     let lines = sh(
-        "{ yes 'INSERT INTO t VALUES (1, 0, NULL);' || true; } | head -c 200000000 | gzip -c -6",
+        "{ yes 'INSERT INTO t VALUES (1, 0, NULL);' || true; } | head -c 50000000 | gzip -c -6",
         b"",
     );
     let repo = Repo::plain();
     let profile = repo.profile();
     let mut wrong = Vec::new();
-    for (i, (name, gz, ratio)) in [("zeros", zeros, 1000), ("repeated line", lines, 340)]
-        .into_iter()
-        .enumerate()
+    for (i, (name, gz, plain, ratio)) in [
+        ("zeros", zeros, 200_000_000, 1000),
+        ("repeated line", lines, 50_000_000, 340),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        assert!(gz.len() * ratio < 200_000_000, "{name}: {} bytes", gz.len());
+        assert!(gz.len() * ratio < plain, "{name}: {} bytes", gz.len());
         let path = format!("bomb/{i}");
         let (out, push_kib) = run_measured(
             repo.command().args(push_with(&profile, &path, &[])),
@@ -1068,12 +1071,22 @@ fn switched_off_and_manifest_versions() {
 // ---------------------------------------------------------------------------------------
 // The next day's dump, gzip'ed: what the second push adds.
 
-/// Pushes day1 and day2 as given and through `compress`, each pair into its own repository
-/// of the kind `make` gives; asserts the gzip'ed day2 adds a fraction of its compressed
-/// size and at most about what the ungzipped day2 adds (2× + 256 KiB of slack for
-/// reconstruction data), and that push reports it as plaintext.
-fn next_day(make: fn() -> Repo, kind: &'static str, compress: impl Fn(&[u8]) -> Vec<u8>) {
-    let (day1, day2) = next_day_pair(DAY_LEN);
+/// Pushes day1 and day2 of `len` bytes as given and through `compress`, each pair into
+/// its own repository of the kind `make` gives, and asserts that push reports the gzip'ed
+/// days as plaintext and that the gzip'ed day2 adds at most `1/divisor` of its compressed
+/// size. Plain repositories chunk the same way every time, so there it must also add at
+/// most about what the ungzipped day2 adds (2× + 256 KiB for reconstruction data). An
+/// encrypted repository's chunk boundaries depend on its random key: the ungzipped
+/// increment of 6 MB days varies from ~350 KB to ~1 MB between repositories, so the
+/// encrypted test takes longer days and a looser fraction instead.
+fn next_day(
+    make: fn() -> Repo,
+    len: usize,
+    divisor: u64,
+    kind: &'static str,
+    compress: impl Fn(&[u8]) -> Vec<u8>,
+) {
+    let (day1, day2) = next_day_pair(len);
     let plain = make();
     plain.roundtrip("db/dump.sql", &day1);
     let plain_added = plain.roundtrip("db/dump.sql", &day2).added;
@@ -1095,21 +1108,23 @@ fn next_day(make: fn() -> Repo, kind: &'static str, compress: impl Fn(&[u8]) -> 
     assert_eq!(check_line(Expect::Plaintext(kind), &first.stderr), None);
     assert_eq!(check_line(Expect::Plaintext(kind), &second.stderr), None);
     assert!(
-        second.added * 4 < gz2.len() as u64,
-        "day2 gzip'ed ({} B) added {} B: no better than a quarter of its size",
+        second.added * divisor < gz2.len() as u64,
+        "day2 gzip'ed ({} B) added {} B: not under 1/{divisor} of its size (ungzipped day2 added {plain_added} B)",
         gz2.len(),
         second.added
     );
-    assert!(
-        second.added <= 2 * plain_added + (256 << 10),
-        "day2 gzip'ed added {} B, ungzipped {plain_added} B",
-        second.added
-    );
+    if repo.password.is_none() {
+        assert!(
+            second.added <= 2 * plain_added + (256 << 10),
+            "day2 gzip'ed added {} B, ungzipped {plain_added} B",
+            second.added
+        );
+    }
 }
 
 #[test]
 fn next_day_through_gnu_gzip_6() {
-    next_day(Repo::plain, "gzip", |d| gzip_pipe(6, d));
+    next_day(Repo::plain, DAY_LEN, 4, "gzip", |d| gzip_pipe(6, d));
 }
 
 #[test]
@@ -1117,17 +1132,17 @@ fn next_day_through_pigz_6() {
     if !need("pigz") {
         return;
     }
-    next_day(Repo::plain, "gzip", |d| pigz("-6", d));
+    next_day(Repo::plain, DAY_LEN, 4, "gzip", |d| pigz("-6", d));
 }
 
 #[test]
 fn next_day_through_python_zlib() {
-    next_day(Repo::plain, "zlib", |d| python_zlib(6, d));
+    next_day(Repo::plain, DAY_LEN, 4, "zlib", |d| python_zlib(6, d));
 }
 
 #[test]
 fn next_day_through_gnu_gzip_6_encrypted() {
-    next_day(Repo::encrypted, "gzip", |d| gzip_pipe(6, d));
+    next_day(Repo::encrypted, 2 * DAY_LEN, 2, "gzip", |d| gzip_pipe(6, d));
 }
 
 /// The same dump gzip'ed after it was pushed plain: only reconstruction data is new.
