@@ -18,8 +18,8 @@
 //! peak RSS (wait4's rusage of that child alone). The PostgreSQL test restores
 //! `pg_dumpall | gzip` through kando into a fresh cluster and compares table checksums.
 //!
-//! pigz comes from scripts/gzip/install.sh; without it (or PostgreSQL) a test prints a
-//! note and returns, except under `CI=true`, where it fails. python3 is taken as given
+//! scripts/gzip/install.sh installs pigz (and PostgreSQL where none is installed); without
+//! them a test prints a note and returns, except under `CI=true`, where it fails. python3 is taken as given
 //! (the S3 and bench scripts need it too).
 
 pub mod common;
