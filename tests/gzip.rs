@@ -19,8 +19,8 @@
 //! `pg_dumpall | gzip` through kando into a fresh cluster and compares table checksums.
 //!
 //! scripts/gzip/install.sh installs pigz (and PostgreSQL where none is installed); without
-//! them a test prints a note and returns, except under `CI=true`, where it fails. python3 is taken as given
-//! (the S3 and bench scripts need it too).
+//! them a test prints a note and returns, except under `CI=true`, where it fails. python3
+//! is taken as given (the S3 and bench scripts need it too).
 
 pub mod common;
 
