@@ -534,7 +534,14 @@ fn python_gzip_module() {
     let data = dump_text(4, CASE_LEN);
     // GzipFile with a name and mtime, written in pieces, as a program streaming would.
     let streamed = py(
-        "import gzip,sys\nd=sys.stdin.buffer.read()\nwith gzip.GzipFile(filename='dump.sql', mode='wb', compresslevel=6, fileobj=sys.stdout.buffer, mtime=1767139200) as f:\n    for i in range(0, len(d), 65536): f.write(d[i:i+65536])",
+        r#"
+import gzip, sys
+d = sys.stdin.buffer.read()
+with gzip.GzipFile(filename='dump.sql', mode='wb', compresslevel=6,
+                   fileobj=sys.stdout.buffer, mtime=1767139200) as f:
+    for i in range(0, len(d), 65536):
+        f.write(d[i:i + 65536])
+"#,
         &data,
     );
     assert_eq!(gunzip(&streamed), data);
@@ -581,7 +588,17 @@ fn python_zlib_module() {
     cases.push(case(
         "zlib compressobj with sync flushes",
         py(
-            "import zlib,sys\nd=sys.stdin.buffer.read(); c=zlib.compressobj(6); o=[]\nfor i in range(0, len(d), 1<<18): o.append(c.compress(d[i:i+(1<<18)])); o.append(c.flush(zlib.Z_SYNC_FLUSH))\no.append(c.flush()); sys.stdout.buffer.write(b''.join(o))",
+            r#"
+import zlib, sys
+d = sys.stdin.buffer.read()
+c = zlib.compressobj(6)
+o = []
+for i in range(0, len(d), 1 << 18):
+    o.append(c.compress(d[i:i + (1 << 18)]))
+    o.append(c.flush(zlib.Z_SYNC_FLUSH))
+o.append(c.flush())
+sys.stdout.buffer.write(b''.join(o))
+"#,
             &data,
         ),
         Expect::Reported("zlib"),
@@ -616,7 +633,21 @@ fn concatenated_members() {
     // BGZF (bgzip, samtools): members of ≤ 64 KiB, each with a `BC` extra field holding
     // the member's size - 1.
     let bgzf = py(
-        "import zlib,struct,sys\nd=sys.stdin.buffer.read(); o=[]\nfor i in range(0, len(d), 60000):\n    b=d[i:i+60000]; c=zlib.compressobj(6, zlib.DEFLATED, -15); z=c.compress(b)+c.flush()\n    o.append(b'\\x1f\\x8b\\x08\\x04'+struct.pack('<IBBH', 0, 0, 255, 6)+b'BC'+struct.pack('<HH', 2, 25+len(z))+z+struct.pack('<II', zlib.crc32(b), len(b)))\no.append(bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000'))\nsys.stdout.buffer.write(b''.join(o))",
+        r#"
+import zlib, struct, sys
+d = sys.stdin.buffer.read()
+o = []
+for i in range(0, len(d), 60000):
+    b = d[i:i + 60000]
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    z = c.compress(b) + c.flush()
+    o.append(b'\x1f\x8b\x08\x04' + struct.pack('<IBBH', 0, 0, 255, 6)
+             + b'BC' + struct.pack('<HH', 2, 25 + len(z))
+             + z + struct.pack('<II', zlib.crc32(b), len(b)))
+# BGZF's end-of-file marker: an empty member.
+o.append(bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000'))
+sys.stdout.buffer.write(b''.join(o))
+"#,
         &plain,
     );
     assert_eq!(gunzip(&bgzf), plain);
@@ -638,12 +669,33 @@ fn concatenated_members() {
 fn crafted_header_fields() {
     let data = dump_text(6, CASE_LEN);
     let craft = |flags: u8| {
-        py(
-            &format!(
-                "import zlib,struct,sys\nd=sys.stdin.buffer.read(); f={flags}\nh=b'\\x1f\\x8b\\x08'+bytes([f])+struct.pack('<I',1767139200)+b'\\x02\\x03'\nif f&4:\n    x=b'AB'+struct.pack('<H',6)+b'kando!'+b'ZZ'+struct.pack('<H',300)+bytes(range(256))+bytes(44)\n    h+=struct.pack('<H',len(x))+x\nif f&8: h+=b'dump-2026-11-30.sql\\0'\nif f&16: h+='nightly dump, caf\\u00e9 \\u2014 made by a test'.encode('latin-1','replace')+b'\\0'\nif f&2: h+=struct.pack('<H',zlib.crc32(h)&0xffff)\nc=zlib.compressobj(6,zlib.DEFLATED,-15)\nsys.stdout.buffer.write(h+c.compress(d)+c.flush()+struct.pack('<II',zlib.crc32(d),len(d)))"
-            ),
+        let program = r#"
+import zlib, struct, sys
+d = sys.stdin.buffer.read()
+f = int(sys.argv[1])
+h = b'\x1f\x8b\x08' + bytes([f]) + struct.pack('<I', 1767139200) + b'\x02\x03'
+if f & 4:  # FEXTRA: two subfields, one of 300 bytes
+    x = b'AB' + struct.pack('<H', 6) + b'kando!' + b'ZZ' + struct.pack('<H', 300) + bytes(range(256)) + bytes(44)
+    h += struct.pack('<H', len(x)) + x
+if f & 8:  # FNAME
+    h += b'dump-2026-11-30.sql\0'
+if f & 16:  # FCOMMENT, Latin-1
+    h += 'nightly dump, caf\u00e9 made by a test'.encode('latin-1') + b'\0'
+if f & 2:  # FHCRC: low 16 bits of the header's CRC-32
+    h += struct.pack('<H', zlib.crc32(h) & 0xffff)
+c = zlib.compressobj(6, zlib.DEFLATED, -15)
+sys.stdout.buffer.write(h + c.compress(d) + c.flush() + struct.pack('<II', zlib.crc32(d), len(d)))
+"#;
+        let out = common::run_feeding(
+            Command::new("python3").args(["-c", program, &flags.to_string()]),
             &data,
-        )
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
     };
     let mut cases = Vec::new();
     for (name, flags) in [
