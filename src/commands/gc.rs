@@ -591,7 +591,7 @@ async fn cleanup(repo: &Repository, opts: &GcOptions) -> Result<()> {
     journal::compact(storage).await
 }
 
-/// Adds every blob id a manifest references (chunks and chunk-list blocks) to `live`,
+/// Adds every blob id a manifest references (chunks, recipe blocks and chunk-list blocks) to `live`,
 /// walking the chunk list with the same reader pull and verify use.
 async fn collect_live(
     repo: &Repository,
@@ -606,12 +606,15 @@ async fn collect_live(
             blocks.borrow_mut().push(*block);
             handle.block_on(repo.read_blob(index, block))
         };
-        for chunk in ChunkListReader::new(&m.chunks, fetch)? {
-            let chunk = chunk?;
-            if index.get(&chunk).is_none() {
-                bail!("chunk {chunk} is in no pack that exists");
+        // A recompressed snapshot's recipes are blobs it needs like its chunks.
+        for tree in m.trees() {
+            for chunk in ChunkListReader::new(tree, &fetch)? {
+                let chunk = chunk?;
+                if index.get(&chunk).is_none() {
+                    bail!("chunk {chunk} is in no pack that exists");
+                }
+                live.insert(chunk);
             }
-            live.insert(chunk);
         }
         live.extend(blocks.into_inner());
         Ok(())

@@ -20,11 +20,11 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::kib;
-use crate::recompress::Rebuilder;
+use crate::recompress::{Rebuilder, RecipeBlocks};
 use crate::repo::chunklist::ChunkListReader;
 use crate::repo::ids::Id;
 use crate::repo::index::Index;
-use crate::repo::manifest::Manifest;
+use crate::repo::manifest::{Manifest, StoredContainer};
 use crate::repo::pack::{decode_blob, PackEntry};
 use crate::repo::{pack_key, Repository};
 
@@ -117,9 +117,11 @@ pub fn pull(
                     }
                     None
                 }
-                Some(_) => {
+                Some(container) => {
                     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-                    let mut rebuilder = Rebuilder::new(&mut sink, threads);
+                    let recipes = recipe_blocks(rt, repo, index, container)
+                        .map_err(|e| e.context(format!("snapshot {id}")))?;
+                    let mut rebuilder = Rebuilder::new(&mut sink, recipes, threads);
                     let mut hasher = blake3::Hasher::new();
                     for (chunks, _permit) in data_rx {
                         for c in chunks {
@@ -228,6 +230,56 @@ pub fn pull(
         bytes,
         duration: started.elapsed(),
     })
+}
+
+/// The recipe stream's blocks, read as the rebuilder needs them; its length, hash and
+/// block count are checked at its end.
+fn recipe_blocks<'a>(
+    rt: &'a Handle,
+    repo: &'a Repository,
+    index: &'a Index,
+    c: &'a StoredContainer,
+) -> Result<RecipeBlocks<'a>> {
+    let fetch = move |block: &Id| -> Result<Vec<u8>> {
+        rt.block_on(repo.read_blob(index, block))
+            .context("cannot read its recipe list")
+    };
+    let mut ids = ChunkListReader::new(&c.recipes, fetch)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut blocks = 0u64;
+    let mut checked = false;
+    Ok(Box::new(std::iter::from_fn(move || {
+        let to_io = |e: anyhow::Error| std::io::Error::other(format!("{e:#}"));
+        match ids.next() {
+            Some(id) => {
+                let block = id
+                    .and_then(|id| rt.block_on(repo.read_blob(index, &id)))
+                    .map_err(to_io);
+                if let Ok(b) = &block {
+                    hasher.update(b);
+                    blocks += 1;
+                }
+                Some(block)
+            }
+            None if !checked => {
+                checked = true;
+                let hash = Id(*hasher.finalize().as_bytes()).to_hex();
+                (blocks != c.recipe_blocks
+                    || hasher.count() != c.recipe_size
+                    || hash.as_str() != c.recipe_hash)
+                    .then(|| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "its recipe stream is {} bytes in {blocks} blocks hashing to {hash}, expected {} bytes in {} blocks hashing to {}",
+                                hasher.count(), c.recipe_size, c.recipe_blocks, c.recipe_hash
+                            ),
+                        ))
+                    })
+            }
+            None => None,
+        }
+    })))
 }
 
 /// A container that did not rebuild: when the data stopped coming, a consequence.

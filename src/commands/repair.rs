@@ -128,18 +128,20 @@ pub async fn repair(repo: &Repository) -> Result<RepairReport> {
         let handle = tokio::runtime::Handle::current();
         let problem = tokio::task::block_in_place(|| {
             let fetch = |id: &Id| handle.block_on(repo.read_blob(&index, id));
-            let reader = match ChunkListReader::new(&manifest.chunks, fetch) {
-                Ok(r) => r,
-                Err(e) => return Some(format!("{e:#}")),
-            };
             let mut missing = 0u64;
-            for chunk in reader {
-                match chunk {
-                    Err(e) => return Some(format!("chunk list: {e:#}")),
-                    Ok(id) => match index.get(&id) {
-                        Some(loc) if packs.contains_key(&loc.pack) => {}
-                        _ => missing += 1,
-                    },
+            for tree in manifest.trees() {
+                let reader = match ChunkListReader::new(tree, fetch) {
+                    Ok(r) => r,
+                    Err(e) => return Some(format!("{e:#}")),
+                };
+                for chunk in reader {
+                    match chunk {
+                        Err(e) => return Some(format!("chunk list: {e:#}")),
+                        Ok(id) => match index.get(&id) {
+                            Some(loc) if packs.contains_key(&loc.pack) => {}
+                            _ => missing += 1,
+                        },
+                    }
                 }
             }
             (missing > 0).then(|| format!("{missing} chunk(s) are in no pack that exists"))

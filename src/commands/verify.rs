@@ -85,41 +85,45 @@ pub fn verify(
             }
         };
         let fetch = |id: &Id| rt.block_on(repo.read_blob(&index, id));
-        match ChunkListReader::new(&manifest.chunks, fetch) {
-            Err(e) => report.problems.push(format!("snapshot {}: {e:#}", r.id)),
-            Ok(reader) => {
-                for chunk in reader {
-                    let id = match chunk {
-                        Ok(id) => id,
-                        Err(e) => {
-                            report
-                                .problems
-                                .push(format!("snapshot {}: chunk list: {e:#}", r.id));
-                            break;
+        // Chunks, and a recompressed snapshot's recipe blocks.
+        for tree in manifest.trees() {
+            match ChunkListReader::new(tree, fetch) {
+                Err(e) => report.problems.push(format!("snapshot {}: {e:#}", r.id)),
+                Ok(reader) => {
+                    for chunk in reader {
+                        let id = match chunk {
+                            Ok(id) => id,
+                            Err(e) => {
+                                report
+                                    .problems
+                                    .push(format!("snapshot {}: chunk list: {e:#}", r.id));
+                                break;
+                            }
+                        };
+                        report.chunks += 1;
+                        let Some(loc) = index.get(&id) else {
+                            report.problems.push(format!(
+                                "snapshot {}: chunk {id} is in no index segment",
+                                r.id
+                            ));
+                            continue;
+                        };
+                        let end = loc.entry.offset as u64
+                            + loc.entry.stored_len as u64
+                            + FOOTER_LEN as u64;
+                        match packs.get(&loc.pack) {
+                            None => report.problems.push(format!(
+                                "snapshot {}: chunk {id}: pack {} is missing",
+                                r.id,
+                                pack_key(&loc.pack)
+                            )),
+                            Some(&size) if size < end => report.problems.push(format!(
+                                "snapshot {}: pack {} is {size} bytes, too short for chunk {id}",
+                                r.id,
+                                pack_key(&loc.pack)
+                            )),
+                            Some(_) => {}
                         }
-                    };
-                    report.chunks += 1;
-                    let Some(loc) = index.get(&id) else {
-                        report.problems.push(format!(
-                            "snapshot {}: chunk {id} is in no index segment",
-                            r.id
-                        ));
-                        continue;
-                    };
-                    let end =
-                        loc.entry.offset as u64 + loc.entry.stored_len as u64 + FOOTER_LEN as u64;
-                    match packs.get(&loc.pack) {
-                        None => report.problems.push(format!(
-                            "snapshot {}: chunk {id}: pack {} is missing",
-                            r.id,
-                            pack_key(&loc.pack)
-                        )),
-                        Some(&size) if size < end => report.problems.push(format!(
-                            "snapshot {}: pack {} is {size} bytes, too short for chunk {id}",
-                            r.id,
-                            pack_key(&loc.pack)
-                        )),
-                        Some(_) => {}
                     }
                 }
             }

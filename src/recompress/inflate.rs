@@ -68,6 +68,15 @@ impl<R: Read> Input<R> {
     /// Makes at least `k` (≤ 56) bits available if the input has them.
     #[inline]
     fn need(&mut self, k: u32) -> io::Result<()> {
+        if self.n < k && self.next + 8 <= self.buf.len() {
+            // Eight bytes at once; the accumulator takes as many whole bytes as fit.
+            let v = u64::from_le_bytes(self.buf[self.next..self.next + 8].try_into().unwrap());
+            self.acc |= v << self.n;
+            let take = (63 - self.n) / 8;
+            self.next += take as usize;
+            self.n += take * 8;
+            return Ok(());
+        }
         while self.n < k {
             if self.next < self.buf.len() {
                 self.acc |= (self.buf[self.next] as u64) << self.n;

@@ -5,8 +5,8 @@
 //!   headers and tokens; `huffman`, `tokens`, `bits`: deflate's codes and bit order.
 //! - `zlib_model`: predicts the tokens zlib and GNU gzip choose; `recipe`: a piece's
 //!   blocks and the model's corrections, proven at push by re-encoding.
-//! - `split`: push's pipeline from input to container stream; `container`: the stored
-//!   format and pull's [`Rebuilder`].
+//! - `split`: push's pipeline from input to the data and recipe streams; `container`:
+//!   their format and pull's [`Rebuilder`].
 //!
 //! Whatever cannot be recreated exactly is stored as it came, so every input round-trips;
 //! pull checks the whole stream's hash as for any snapshot.
@@ -21,7 +21,7 @@ mod split;
 mod tokens;
 mod zlib_model;
 
-pub use container::Rebuilder;
+pub use container::{Rebuilder, RecipeBlocks};
 pub use framing::{detect, Format};
 pub use split::{spawn, ContainerReader, Report};
 

@@ -14,10 +14,11 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use super::container::{put_varint, MAGIC, TAG_END, TAG_PIECE, TAG_RAW};
+use super::container::{put_varint, INLINE_MAX, MAGIC, TAG_BYTES, TAG_END, TAG_PIECE, TAG_RAW};
 use super::framing::{self, Format};
 use super::inflate::{inflate_block, Block, Decoded, InflateError, Input};
 use super::recipe::{analyze, choose_level, PieceInput};
+use std::io::Write;
 
 /// Plaintext per piece: the unit of parallel analysis and restore.
 const PIECE_TARGET: usize = 1 << 20;
@@ -94,14 +95,16 @@ struct Job {
 }
 
 /// Starts the parser and analysis threads in `scope` over `input`; returns the reader of
-/// the container stream, and the handle that yields the input's length and hash.
+/// the data stream (raw bytes and plaintext), and the handle that yields the input's
+/// length and hash. The recipe stream goes to `recipes`, flushed at its end.
 pub fn spawn<'scope, 'env, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, 'env>,
     input: R,
     format: Format,
     workers: usize,
+    recipes: Box<dyn Write + Send + 'scope>,
 ) -> (
-    ContainerReader,
+    ContainerReader<'scope>,
     ScopedJoinHandle<'scope, io::Result<(u64, blake3::Hash)>>,
 ) {
     let workers = workers.max(1);
@@ -127,7 +130,9 @@ pub fn spawn<'scope, 'env, R: Read + Send + 'scope>(
     let parser = scope.spawn(move || parse(Input::new(input), format, item_tx, job_tx));
     let reader = ContainerReader {
         items: item_rx,
-        out: MAGIC.to_vec(),
+        out: Vec::new(),
+        recipes,
+        records: MAGIC.to_vec(),
         at: 0,
         covered_bits: 0,
         abandoned: None,
@@ -301,10 +306,14 @@ fn deflate_stream<R: Read>(
     }
 }
 
-/// The container stream, in input order: what push chunks and stores.
-pub struct ContainerReader {
+/// The data stream, in input order: what push chunks and stores. The records saying what
+/// each run of it is go to the recipe stream.
+pub struct ContainerReader<'a> {
     items: Receiver<Item>,
     out: Vec<u8>,
+    recipes: Box<dyn Write + Send + 'a>,
+    /// Recipe records not yet written to `recipes`.
+    records: Vec<u8>,
     at: usize,
     /// Input bits the records so far stand for.
     covered_bits: u64,
@@ -314,7 +323,7 @@ pub struct ContainerReader {
     report: Arc<Mutex<Report>>,
 }
 
-impl ContainerReader {
+impl ContainerReader<'_> {
     /// The report, complete once the reader has returned end of stream.
     pub fn report(&self) -> Arc<Mutex<Report>> {
         self.report.clone()
@@ -326,20 +335,29 @@ impl ContainerReader {
         let from = self.covered_bits / 8;
         let skip = from.saturating_sub(at) as usize;
         if skip < bytes.len() {
-            self.out.push(TAG_RAW);
-            put_varint(&mut self.out, (bytes.len() - skip) as u64);
-            self.out.extend_from_slice(&bytes[skip..]);
+            let run = &bytes[skip..];
+            if run.len() <= INLINE_MAX {
+                self.records.push(TAG_BYTES);
+                put_varint(&mut self.records, run.len() as u64);
+                self.records.extend_from_slice(run);
+            } else {
+                self.records.push(TAG_RAW);
+                put_varint(&mut self.records, run.len() as u64);
+                self.out.extend_from_slice(run);
+            }
         }
         self.covered_bits = self.covered_bits.max((at + bytes.len() as u64) * 8);
     }
 
-    fn next_item(&mut self) -> bool {
+    fn next_item(&mut self) -> io::Result<()> {
         let Ok(item) = self.items.recv() else {
-            self.out.push(TAG_END);
+            self.records.push(TAG_END);
+            self.recipes.write_all(&self.records)?;
+            self.recipes.flush()?;
             self.done = true;
             let mut r = self.report.lock().unwrap();
             r.input_len = self.covered_bits / 8;
-            return true;
+            return Ok(());
         };
         match item {
             Item::Raw { at, bytes } => self.raw(at, &bytes),
@@ -358,12 +376,12 @@ impl ContainerReader {
                 };
                 match result {
                     Ok(recipe) => {
-                        self.out.push(TAG_PIECE);
-                        self.out.push(!p.stream_start as u8);
-                        put_varint(&mut self.out, recipe.len() as u64);
-                        self.out.extend_from_slice(&recipe);
+                        self.records.push(TAG_PIECE);
+                        self.records.push(!p.stream_start as u8);
+                        put_varint(&mut self.records, recipe.len() as u64);
+                        self.records.extend_from_slice(&recipe);
                         let plain = &p.data[p.start..];
-                        put_varint(&mut self.out, plain.len() as u64);
+                        put_varint(&mut self.records, plain.len() as u64);
                         self.out.extend_from_slice(plain);
                         self.covered_bits = p.end_bit;
                         let mut r = self.report.lock().unwrap();
@@ -386,11 +404,15 @@ impl ContainerReader {
                 }
             }
         }
-        false
+        if self.records.len() >= 64 * 1024 {
+            self.recipes.write_all(&self.records)?;
+            self.records.clear();
+        }
+        Ok(())
     }
 }
 
-impl Read for ContainerReader {
+impl Read for ContainerReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.out.len() {
             if self.done {
@@ -398,7 +420,7 @@ impl Read for ContainerReader {
             }
             self.out.clear();
             self.at = 0;
-            self.next_item();
+            self.next_item()?;
         }
         let n = buf.len().min(self.out.len() - self.at);
         buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);

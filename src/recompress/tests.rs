@@ -5,26 +5,45 @@ use std::process::{Command, Stdio};
 
 use super::*;
 
-/// Pushes `input` through the pipeline; returns the container and the report.
-fn contain(input: &[u8]) -> (Vec<u8>, Report) {
+/// A recipe sink collecting into shared memory.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Pushes `input` through the pipeline; returns the data stream, the recipe stream and
+/// the report.
+fn contain(input: &[u8]) -> ((Vec<u8>, Vec<u8>), Report) {
     let format = detect(input).expect("a gzip or zlib input");
+    let recipes = Shared::default();
     std::thread::scope(|s| {
-        let (mut reader, parser) = spawn(s, input, format, 2);
+        let (mut reader, parser) = spawn(s, input, format, 2, Box::new(recipes.clone()));
         let report = reader.report();
-        let mut container = Vec::new();
-        reader.read_to_end(&mut container).unwrap();
+        let mut data = Vec::new();
+        reader.read_to_end(&mut data).unwrap();
         let (len, hash) = parser.join().unwrap().unwrap();
         assert_eq!(len, input.len() as u64);
         assert_eq!(hash, blake3::hash(input));
         let r = report.lock().unwrap().clone();
-        (container, r)
+        let recipes = recipes.0.lock().unwrap().clone();
+        ((data, recipes), r)
     })
 }
 
-fn restore(container: &[u8]) -> std::io::Result<Vec<u8>> {
+fn restore((data, recipes): &(Vec<u8>, Vec<u8>)) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut r = Rebuilder::new(&mut out, 2);
-    for piece in container.chunks(100_003) {
+    let blocks: Vec<std::io::Result<Vec<u8>>> =
+        recipes.chunks(7_001).map(|c| Ok(c.to_vec())).collect();
+    let mut r = Rebuilder::new(&mut out, Box::new(blocks.into_iter()), 2);
+    for piece in data.chunks(100_003) {
         r.write_all(piece)?;
     }
     r.finish()?;
@@ -34,6 +53,13 @@ fn restore(container: &[u8]) -> std::io::Result<Vec<u8>> {
 /// Asserts an exact round trip; returns the share stored as plaintext.
 fn roundtrip(input: &[u8]) -> Report {
     let (container, report) = contain(input);
+    // A clean stream's data is its plaintext alone: it chunks like a plain push.
+    if report.fallback.is_none() && report.members == 1 {
+        assert!(
+            gunzip_like(input, &container.0),
+            "data stream is not the plaintext"
+        );
+    }
     let out = restore(&container).unwrap();
     assert!(
         out == input,
@@ -43,6 +69,19 @@ fn roundtrip(input: &[u8]) -> Report {
         report
     );
     report
+}
+
+/// Whether `plain` is what `input` decompresses to (python's zlib, any wrapper); true
+/// when python cannot decompress it (a damaged trailer) either.
+fn gunzip_like(input: &[u8], plain: &[u8]) -> bool {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(input).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", "import sys,zlib; d=zlib.decompressobj(47); sys.stdout.buffer.write(d.decompress(open(sys.argv[1],'rb').read()))"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    !out.status.success() || out.stdout == plain
 }
 
 fn run(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
@@ -152,10 +191,11 @@ fn file_from_env() {
     let t = std::time::Instant::now();
     let (container, report) = contain(&input);
     eprintln!(
-        "contain: {:?} {:?} container {} bytes",
+        "contain: {:?} {:?} data {} bytes, recipes {} bytes",
         t.elapsed(),
         report,
-        container.len()
+        container.0.len(),
+        container.1.len()
     );
     let t = std::time::Instant::now();
     let out = restore(&container).unwrap();

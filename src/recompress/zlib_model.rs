@@ -112,9 +112,10 @@ pub struct Model<'a> {
     buf: &'a [u8],
     end: usize,
     params: Params,
-    /// Hash heads and chain links hold position + 1; 0 is empty.
-    head: Vec<u32>,
-    prev: Vec<u32>,
+    /// Hash heads and chain links hold position + 1; 0 is empty. Fixed-size arrays, so
+    /// masked indexes need no bounds checks.
+    head: Box<[u32; HASH_SIZE]>,
+    prev: Box<[u32; WSIZE]>,
     /// Positions below this have been inserted (or skipped).
     inserted: usize,
     /// Candidates must be above this (position + 1): 1 when `buf[0]` is the stream's
@@ -135,8 +136,8 @@ impl<'a> Model<'a> {
             buf,
             end: buf.len(),
             params,
-            head: vec![0; HASH_SIZE],
-            prev: vec![0; WSIZE],
+            head: Box::new([0; HASH_SIZE]),
+            prev: Box::new([0; WSIZE]),
             inserted: start.saturating_sub(WSIZE),
             nil: stream_start as u32,
         };
@@ -152,7 +153,7 @@ impl<'a> Model<'a> {
         let last = q.min(self.end.saturating_sub(3));
         while self.inserted <= last {
             let p = self.inserted;
-            let h = hash(&self.buf[p..]);
+            let h = hash(&self.buf[p..p + 3]);
             self.prev[p & WMASK] = self.head[h];
             self.head[h] = p as u32 + 1;
             self.inserted += 1;
@@ -205,20 +206,24 @@ impl<'a> Model<'a> {
         .max(self.nil);
         let buf = self.buf;
         let scan = &buf[pos..pos + max_len];
+        let u16_at = |s: &[u8], i: usize| u16::from_le_bytes([s[i], s[i + 1]]);
+        // Only a candidate longer than `best` matters, so any test that passes every such
+        // candidate may reject the others: its first two bytes and those around `best`.
+        let scan_start = u16_at(scan, 0);
+        let mut scan_end = u16_at(scan, best - 1);
         loop {
             let m = cur;
-            if buf[m + best] == scan[best]
-                && buf[m + best - 1] == scan[best - 1]
-                && buf[m] == scan[0]
-                && buf[m + 1] == scan[1]
-            {
-                let len = common_prefix(&buf[m..m + max_len], scan);
+            // m < pos, so the candidate's bytes up to max_len are in the buffer.
+            let cand = &buf[m..m + max_len];
+            if u16_at(cand, best - 1) == scan_end && u16_at(cand, 0) == scan_start {
+                let len = common_prefix(cand, scan);
                 if len > best {
                     *match_start = m;
                     best = len;
                     if len >= nice || len >= max_len {
                         break;
                     }
+                    scan_end = u16_at(scan, best - 1);
                 }
             }
             let next = self.prev[m & WMASK];

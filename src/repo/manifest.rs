@@ -42,20 +42,31 @@ pub struct Manifest {
     pub container: Option<StoredContainer>,
 }
 
-/// The stream a version-2 manifest's chunks hold.
+/// A version-2 snapshot: its chunks hold the data stream of a recompressed input, and
+/// the recipe stream that rebuilds the input from it has its own chunk list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredContainer {
-    /// Its format: `kdz1`.
+    /// The format of both streams: `kdz1`.
     pub format: String,
-    /// Its length and BLAKE3 hash, hex.
+    /// The data stream's length and BLAKE3 hash, hex.
     pub size: u64,
     pub hash: String,
+    /// The recipe stream: its blocks, their number, its length and hash.
+    pub recipes: ChunkTree,
+    pub recipe_blocks: u64,
+    pub recipe_size: u64,
+    pub recipe_hash: String,
 }
 
 /// The container format this build writes and reads.
 pub const CONTAINER_FORMAT: &str = "kdz1";
 
 impl Manifest {
+    /// Every chunk-list tree the snapshot needs: its chunks, and its recipes if any.
+    pub fn trees(&self) -> impl Iterator<Item = &ChunkTree> {
+        std::iter::once(&self.chunks).chain(self.container.as_ref().map(|c| &c.recipes))
+    }
+
     /// Serialises the manifest; its snapshot id is derived from these bytes.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("manifests always serialise")
@@ -103,7 +114,7 @@ mod tests {
         assert!(Manifest::decode(plain.as_bytes()).is_ok());
         let v2_without = plain.replace(r#""version":1"#, r#""version":2"#);
         assert!(Manifest::decode(v2_without.as_bytes()).is_err());
-        let c = r#","container":{"format":"kdz1","size":5,"hash":"00"}}"#;
+        let c = r#","container":{"format":"kdz1","size":5,"hash":"00","recipes":{"depth":0,"ids":[]},"recipe_blocks":0,"recipe_size":0,"recipe_hash":"00"}}"#;
         let v2 = format!("{}{c}", &v2_without[..v2_without.len() - 1]);
         assert!(Manifest::decode(v2.as_bytes()).is_ok());
         let v1_with = v2.replace(r#""version":2"#, r#""version":1"#);
@@ -126,7 +137,11 @@ mod tests {
                 host: "h".into(), logical_size: n, stored_size: n / 2, stream_hash: Id::of(b"").to_hex(),
                 chunk_count: ids.len() as u64,
                 chunks: ChunkTree { depth: 0, ids: ids.iter().map(|i| Id(*i).to_hex()).collect() },
-                container: (n % 2 == 1).then(|| StoredContainer { format: CONTAINER_FORMAT.into(), size: n / 3, hash: Id::of(b"x").to_hex() }),
+                container: (n % 2 == 1).then(|| StoredContainer {
+                    format: CONTAINER_FORMAT.into(), size: n / 3, hash: Id::of(b"x").to_hex(),
+                    recipes: ChunkTree { depth: 0, ids: vec![Id::of(b"r").to_hex()] },
+                    recipe_blocks: 1, recipe_size: 9, recipe_hash: Id::of(b"y").to_hex(),
+                }),
             };
             let m = Manifest { version: if m.container.is_some() { MANIFEST_VERSION_CONTAINER } else { MANIFEST_VERSION }, ..m };
             let bytes = m.encode();

@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::recompress;
+mod recipes;
 use crate::repo::chunklist::ChunkListWriter;
 use crate::repo::ids::Id;
 use crate::repo::index::IndexSegment;
@@ -34,6 +35,7 @@ use crate::repo::pack::{BlobEncoder, Codec, PackBuilder, PackEntry, Packer};
 use crate::repo::session::Session;
 use crate::repo::Repository;
 use fastcdc::v2020::{Normalization, StreamCDC};
+use recipes::RecipeStore;
 
 /// Tunables of the push pipeline. Defaults were chosen by measurement (BENCHMARKS.md).
 #[derive(Debug, Clone)]
@@ -267,10 +269,26 @@ pub fn push(
     let input = std::io::Cursor::new(head).chain(input);
     let mut report = None;
 
+    let mut recipes_stored = None;
     let (chunked, workers, assembled, packed, parsed) = std::thread::scope(|s| {
         let (source, parser): (Box<dyn Read + Send + '_>, _) = match format {
             Some(format) => {
-                let (reader, parser) = recompress::spawn(s, input, format, jobs);
+                let store =
+                    RecipeStore::new(keys.clone(), &known, blob_tx.clone(), opts.zstd_level);
+                let (store, done) = match store {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return (
+                            Err(e),
+                            Vec::new(),
+                            Err(anyhow!(Stopped)),
+                            Err(anyhow!(Stopped)),
+                            None,
+                        )
+                    }
+                };
+                recipes_stored = Some(done);
+                let (reader, parser) = recompress::spawn(s, input, format, jobs, Box::new(store));
                 report = Some(reader.report());
                 (Box::new(reader), Some(parser))
             }
@@ -438,10 +456,13 @@ pub fn push(
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos() as u64;
-    // With a container, the chunks hold it; the snapshot still names the input's bytes.
-    let (version, logical_size, stream_hash, container) = match parsed {
-        None => (MANIFEST_VERSION, logical_size, stream_hash.to_hex(), None),
-        Some((input_len, input_hash)) => (
+    // With a container, the chunks hold its data stream; the snapshot still names the
+    // input's bytes.
+    let recipes = recipes_stored.and_then(|d| d.lock().unwrap().take());
+    let (version, logical_size, stream_hash, container) = match (parsed, recipes) {
+        (None, _) => (MANIFEST_VERSION, logical_size, stream_hash.to_hex(), None),
+        (Some(_), None) => return Err(anyhow!("the recipe stream was not stored")),
+        (Some((input_len, input_hash)), Some((tree, blocks, size, hash))) => (
             MANIFEST_VERSION_CONTAINER,
             input_len,
             input_hash.to_hex().to_string(),
@@ -449,6 +470,10 @@ pub fn push(
                 format: CONTAINER_FORMAT.to_string(),
                 size: logical_size,
                 hash: stream_hash.to_hex(),
+                recipes: tree,
+                recipe_blocks: blocks,
+                recipe_size: size,
+                recipe_hash: hash.to_hex(),
             }),
         ),
     };
