@@ -61,7 +61,6 @@ struct Job {
     recipe: Vec<u8>,
     data: Vec<u8>,
     start: usize,
-    stream_start: bool,
     result: Sender<Result<(Vec<u8>, u64, u8), String>>,
 }
 
@@ -117,8 +116,7 @@ impl<'a, W: Write> Rebuilder<'a, W> {
                             let plain = &job.data[job.start..];
                             let recipe = Recipe::decode(&job.recipe, plain)?;
                             let phase = recipe.phase;
-                            let (bytes, bits) =
-                                rebuild(&recipe, &job.data, job.start, job.stream_start)?;
+                            let (bytes, bits) = rebuild(&recipe, &job.data, job.start)?;
                             Ok((bytes, bits, phase))
                         })()
                         .map_err(|e: &str| e.to_string());
@@ -293,7 +291,6 @@ impl<'a, W: Write> Rebuilder<'a, W> {
             recipe,
             data,
             start,
-            stream_start: !continues,
             result: tx,
         };
         self.jobs

@@ -30,7 +30,6 @@ pub struct PieceInput<'a> {
     /// Window then plaintext.
     pub data: &'a [u8],
     pub start: usize,
-    pub stream_start: bool,
     pub tokens: &'a [u32],
     pub blocks: &'a [Block],
     pub final_pad: Option<(u8, u8)>,
@@ -325,7 +324,7 @@ fn trial(p: &PieceInput, level: u8, stop_after: u64) -> Option<usize> {
         max_corrections: usize::MAX,
         error: None,
     };
-    Model::new(p.data, p.start, p.stream_start, LEVELS[level as usize]).run(p.start, &mut rec);
+    Model::new(p.data, p.start, LEVELS[level as usize]).run(p.start, &mut rec);
     rec.error.is_none().then_some(rec.corrections.len())
 }
 
@@ -362,7 +361,7 @@ pub fn analyze(p: &PieceInput, level: u8, max_corrections: usize) -> Result<Reci
         error: None,
     };
     let params: Params = LEVELS[level as usize];
-    Model::new(p.data, p.start, p.stream_start, params).run(p.start, &mut rec);
+    Model::new(p.data, p.start, params).run(p.start, &mut rec);
     if let Some(e) = rec.error {
         return Err(e);
     }
@@ -409,12 +408,7 @@ fn same_bits(a: &[u8], b: &[u8], phase: u8, bits: u64) -> bool {
 
 /// Writes a piece's bits from its plaintext (`data[start..]`, window before it) and recipe:
 /// the bytes (the first starting at bit `phase`) and the number of bits.
-pub fn rebuild(
-    r: &Recipe,
-    data: &[u8],
-    start: usize,
-    stream_start: bool,
-) -> Result<(Vec<u8>, u64), &'static str> {
+pub fn rebuild(r: &Recipe, data: &[u8], start: usize) -> Result<(Vec<u8>, u64), &'static str> {
     if !(1..=9).contains(&r.level) {
         return Err("unknown model level");
     }
@@ -425,7 +419,7 @@ pub fn rebuild(
         index: 0,
         error: None,
     };
-    Model::new(data, start, stream_start, LEVELS[r.level as usize]).run(start, &mut rep);
+    Model::new(data, start, LEVELS[r.level as usize]).run(start, &mut rep);
     if let Some(e) = rep.error {
         return Err(e);
     }

@@ -146,7 +146,6 @@ fn analyze_piece(p: &Piece, hint: &AtomicU8) -> Result<Vec<u8>, String> {
     let input = PieceInput {
         data: &p.data,
         start: p.start,
-        stream_start: p.stream_start,
         tokens: &p.tokens,
         blocks: &p.blocks,
         final_pad: p.final_pad,

@@ -112,15 +112,15 @@ pub struct Model<'a> {
     buf: &'a [u8],
     end: usize,
     params: Params,
-    /// Hash heads and chain links hold position + 1; 0 is empty. Fixed-size arrays, so
-    /// masked indexes need no bounds checks.
-    head: Box<[u32; HASH_SIZE]>,
-    prev: Box<[u32; WSIZE]>,
+    /// Hash heads and chain links, as zlib keeps them: 16-bit offsets from `base`, 0 for
+    /// none (so the stream's first byte is never a candidate, as in zlib), slid down by
+    /// WSIZE when positions would overflow. Half the cache footprint of 32-bit positions:
+    /// the chain walk is bound by these loads.
+    head: Box<[u16; HASH_SIZE]>,
+    prev: Box<[u16; WSIZE]>,
+    base: usize,
     /// Positions below this have been inserted (or skipped).
     inserted: usize,
-    /// Candidates must be above this (position + 1): 1 when `buf[0]` is the stream's
-    /// first byte, which zlib's NIL makes unmatchable.
-    nil: u32,
 }
 
 #[inline]
@@ -130,16 +130,17 @@ fn hash(b: &[u8]) -> usize {
 
 impl<'a> Model<'a> {
     /// A model over `buf`, predicting from `start`; `buf[..start]` is the window (already
-    /// seen plaintext, all of it hashed). `stream_start`: `buf[0]` begins the stream.
-    pub fn new(buf: &'a [u8], start: usize, stream_start: bool, params: Params) -> Model<'a> {
+    /// seen plaintext, all of it hashed). `buf[0]` is never a candidate: at the stream's
+    /// start zlib's NIL excludes it, in a later piece it is out of reach.
+    pub fn new(buf: &'a [u8], start: usize, params: Params) -> Model<'a> {
         let mut m = Model {
             buf,
             end: buf.len(),
             params,
             head: Box::new([0; HASH_SIZE]),
             prev: Box::new([0; WSIZE]),
+            base: 0,
             inserted: start.saturating_sub(WSIZE),
-            nil: stream_start as u32,
         };
         if start > 0 {
             m.insert_through(start - 1);
@@ -153,17 +154,29 @@ impl<'a> Model<'a> {
         let last = q.min(self.end.saturating_sub(3));
         while self.inserted <= last {
             let p = self.inserted;
+            if p - self.base > u16::MAX as usize {
+                self.slide();
+            }
             let h = hash(&self.buf[p..p + 3]);
             self.prev[p & WMASK] = self.head[h];
-            self.head[h] = p as u32 + 1;
+            self.head[h] = (p - self.base) as u16;
             self.inserted += 1;
         }
         self.inserted = self.inserted.max(q + 1);
     }
 
+    /// Moves `base` up by WSIZE (zlib's `slide_hash`). Positions then dropped are more
+    /// than MAX_DIST behind any position still searched from.
+    fn slide(&mut self) {
+        self.base += WSIZE;
+        let down = |v: &mut u16| *v = v.saturating_sub(WSIZE as u16);
+        self.head.iter_mut().for_each(down);
+        self.prev.iter_mut().for_each(down);
+    }
+
     /// zlib's INSERT_STRING: hashes `pos` and returns the chain it joined (0: none).
     #[inline]
-    fn lookup(&mut self, pos: usize) -> u32 {
+    fn lookup(&mut self, pos: usize) -> u16 {
         if pos + 3 > self.end {
             return 0;
         }
@@ -172,8 +185,9 @@ impl<'a> Model<'a> {
     }
 
     #[inline]
-    fn first_candidate(&self, pos: usize, head: u32) -> Option<usize> {
-        (head > self.nil && pos - (head as usize - 1) <= MAX_DIST).then(|| head as usize - 1)
+    fn first_candidate(&self, pos: usize, head: u16) -> Option<usize> {
+        let c = self.base + head as usize;
+        (head != 0 && pos - c <= MAX_DIST).then_some(c)
     }
 
     /// zlib's `longest_match`: the first longest match in the chain from `cur`, longer
@@ -198,12 +212,12 @@ impl<'a> Model<'a> {
         if best >= max_len {
             return best.min(lookahead) as u32;
         }
+        // Candidates must lie after `pos - MAX_DIST` (zlib's `limit`), as offsets from base.
         let limit = if pos > MAX_DIST {
-            (pos - MAX_DIST + 1) as u32
+            (pos - MAX_DIST).saturating_sub(self.base) as u16
         } else {
             0
-        }
-        .max(self.nil);
+        };
         let buf = self.buf;
         let scan = &buf[pos..pos + max_len];
         let u16_at = |s: &[u8], i: usize| u16::from_le_bytes([s[i], s[i + 1]]);
@@ -231,7 +245,7 @@ impl<'a> Model<'a> {
             if next <= limit || chain == 0 {
                 break;
             }
-            cur = next as usize - 1;
+            cur = self.base + next as usize;
         }
         best.min(lookahead) as u32
     }
