@@ -1635,3 +1635,40 @@ fn postgresql_dump_restores_through_gzip_and_kando() {
     );
     assert_eq!(check_line(Expect::Plaintext("gzip"), &stderr), None);
 }
+
+/// gc keeps everything a recompressed snapshot needs — its data chunks and its recipe
+/// blocks, which only its second chunk list names — while it deletes and compacts around
+/// it, and reclaims them once the snapshot is deleted. Encrypted and plain.
+#[test]
+fn gc_keeps_and_then_reclaims_a_recompressed_snapshot() {
+    for repo in [Repo::plain(), Repo::encrypted()] {
+        let profile = repo.profile();
+        let (day1, day2) = next_day_pair(3 << 20);
+        let gz1 = gzip_pipe(6, &day1);
+        let gz2 = python_zlib(9, &day2);
+        let kept = repo.push("gc/kept", &[], &[], &gz1);
+        let other = repo.push("gc/other", &[], &[], &gz2);
+        let plain = repo.push("gc/plain", &[], &[], &random_bytes(5, 1 << 20));
+        for id in [&other.id, &plain.id] {
+            common::ok(&repo.run(&common::delete_snapshot_args(&profile, id), &[], b""));
+        }
+        common::ok(&repo.run(&common::gc_args(&profile, &["--gc-grace", "0"]), &[], b""));
+        assert_same(&repo.pull(&kept.id), &gz1, "kept snapshot after gc");
+        let verify = repo.run(
+            &["repo", "verify", "--profile", &profile, "--read-data"],
+            &[],
+            b"",
+        );
+        common::ok(&verify);
+        // The kept snapshot alone: deleting it and collecting leaves (almost) nothing.
+        let before = repo.backend.stored_bytes();
+        common::ok(&repo.run(&common::delete_snapshot_args(&profile, &kept.id), &[], b""));
+        common::ok(&repo.run(&common::gc_args(&profile, &["--gc-grace", "0"]), &[], b""));
+        let after = repo.backend.stored_bytes();
+        assert!(
+            after < before / 4 && after < 64 * 1024,
+            "{}: gc left {after} of {before} bytes after the last snapshot was deleted",
+            repo.name()
+        );
+    }
+}

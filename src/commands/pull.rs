@@ -93,7 +93,7 @@ pub fn pull(
 
     let (planned, fetched, wrote) = std::thread::scope(|s| {
         let planner = s.spawn(move || plan_reads(rt, repo, id, manifest, index, opts, job_tx));
-        let writer = s.spawn(move || -> Result<(u64, Id, Option<(u64, Id)>)> {
+        let writer = s.spawn(move || -> Result<Written> {
             let mut sink = Counted {
                 out,
                 hasher: blake3::Hasher::new(),
@@ -281,6 +281,10 @@ fn recipe_blocks<'a>(
         }
     })))
 }
+
+/// What the writer wrote (length, hash) and, for a recompressed snapshot, the data
+/// stream it was fed (length, hash).
+type Written = (u64, Id, Option<(u64, Id)>);
 
 /// A container that did not rebuild: when the data stopped coming, a consequence.
 #[derive(Debug, thiserror::Error)]

@@ -146,6 +146,6 @@ mod tests {
     fn reverse_bits() {
         assert_eq!(reverse(0b110, 3), 0b011);
         assert_eq!(reverse(1, 1), 1);
-        assert_eq!(reverse(0b1000_0000_0000_000, 15), 1);
+        assert_eq!(reverse(0b100_0000_0000_0000, 15), 1);
     }
 }

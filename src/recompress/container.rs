@@ -57,16 +57,19 @@ fn damaged(why: impl std::fmt::Display) -> io::Error {
     )
 }
 
+/// A rebuilt piece: its bytes, its bit count and the bit phase of its first byte.
+type Rebuilt = Result<(Vec<u8>, u64, u8), String>;
+
 struct Job {
     recipe: Vec<u8>,
     data: Vec<u8>,
     start: usize,
-    result: Sender<Result<(Vec<u8>, u64, u8), String>>,
+    result: Sender<Rebuilt>,
 }
 
 enum Queued {
     Raw(Vec<u8>),
-    Piece(Receiver<Result<(Vec<u8>, u64, u8), String>>),
+    Piece(Receiver<Rebuilt>),
 }
 
 /// The record being filled from the data stream.
@@ -331,7 +334,7 @@ impl<'a, W: Write> Rebuilder<'a, W> {
                 let end = phase as u64 + bits;
                 let full = (end / 8) as usize;
                 self.out.write_all(&bytes[..full])?;
-                self.pending = if end % 8 == 0 {
+                self.pending = if end.is_multiple_of(8) {
                     (0, 0)
                 } else {
                     (bytes[full] & ((1u8 << (end % 8)) - 1), (end % 8) as u8)

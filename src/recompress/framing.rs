@@ -37,7 +37,7 @@ pub fn is_zlib(head: &[u8]) -> bool {
     head.len() >= 2
         && head[0] & 0x0f == 8
         && head[0] >> 4 <= 7
-        && (head[0] as u16 * 256 + head[1] as u16) % 31 == 0
+        && (head[0] as u16 * 256 + head[1] as u16).is_multiple_of(31)
         && head[1] & 0x20 == 0
 }
 

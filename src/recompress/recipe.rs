@@ -95,7 +95,7 @@ impl<'a> BlockCursor<'a> {
             BlockKind::Stored { pad_bits, pad, len } => {
                 self.out.put(0, 2);
                 self.out.put(*pad as u32, *pad_bits as u32);
-                if self.out.bit_len() % 8 != 0 {
+                if !self.out.bit_len().is_multiple_of(8) {
                     return Err("stored block not byte-aligned");
                 }
                 self.out.put(*len as u32 | ((!*len as u32) << 16), 32);
