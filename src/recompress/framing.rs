@@ -55,9 +55,12 @@ pub fn detect(head: &[u8]) -> Option<Format> {
 /// The compression level the header hints at, for the model's first try.
 pub fn level_hint(format: Format, header: &[u8]) -> u8 {
     match format {
-        Format::Gzip => match header.get(8) {
-            Some(2) => 9,
-            Some(4) => 1,
+        // Go (mongodump --gzip) writes OS 255 and XFL 0 at its default level; so does
+        // Python at levels 2–8, which the trials then find.
+        Format::Gzip => match (header.get(8), header.get(9)) {
+            (Some(2), _) => 9,
+            (Some(4), _) => 1,
+            (Some(0), Some(255)) => super::recipe::GO_DEFAULT,
             _ => 6,
         },
         Format::Zlib => match header.get(1).map(|f| f >> 6) {

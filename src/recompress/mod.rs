@@ -3,7 +3,8 @@
 //!
 //! - `framing`: gzip and zlib headers; `inflate`: a deflate decoder that keeps block
 //!   headers and tokens; `huffman`, `tokens`, `bits`: deflate's codes and bit order.
-//! - `zlib_model`: predicts the tokens zlib and GNU gzip choose; `recipe`: a piece's
+//! - `zlib_model`: predicts the tokens zlib and GNU gzip choose, `go_model` those of
+//!   Go's compress/flate (mongodump `--gzip`); `recipe`: a piece's
 //!   blocks and the model's corrections, proven at push by re-encoding.
 //! - `split`: push's pipeline from input to the data and recipe streams; `container`:
 //!   their format and pull's [`Rebuilder`].
@@ -14,6 +15,7 @@
 mod bits;
 mod container;
 mod framing;
+mod go_model;
 mod huffman;
 mod inflate;
 mod recipe;
@@ -23,7 +25,7 @@ mod zlib_model;
 
 pub use container::{Rebuilder, RecipeBlocks};
 pub use framing::{detect, Format};
-pub use split::{spawn, ContainerReader, Report};
+pub use split::{spawn, ContainerReader, Report, Stopped};
 
 #[cfg(test)]
 mod tests;

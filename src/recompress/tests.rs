@@ -202,3 +202,17 @@ fn file_from_env() {
     eprintln!("restore: {:?}", t.elapsed());
     assert!(out == input);
 }
+
+#[test]
+fn go_compress_gzip_round_trips_as_plaintext() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gzip/");
+    for name in ["go-day1.gz", "go-day2.gz", "go-mongo-archive.gz"] {
+        let gz = std::fs::read(format!("{dir}{name}")).unwrap();
+        let r = roundtrip(&gz);
+        eprintln!("{name}: {r:?}");
+        assert!(
+            r.fallback.is_none() && r.recompressed + 40 > gz.len() as u64,
+            "{name}: {r:?}"
+        );
+    }
+}

@@ -345,7 +345,7 @@ impl<'a> Model<'a> {
 
 /// Length of the common prefix of two equally long slices.
 #[inline]
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+pub(super) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= n {

@@ -411,9 +411,13 @@ pub fn push(
         let assembled = assembler.join().expect("assembler thread panicked");
         let packed = packer.join().expect("packer thread panicked");
         let parsed = parser.map(|p| {
-            p.join()
-                .expect("recompress parser panicked")
-                .map_err(|e| anyhow!("cannot read the input: {e}"))
+            p.join().expect("recompress parser panicked").map_err(|e| {
+                if e.get_ref().is_some_and(|e| e.is::<recompress::Stopped>()) {
+                    anyhow!(Stopped)
+                } else {
+                    anyhow!("cannot read the input: {e}")
+                }
+            })
         });
         (chunked, workers, assembled, packed, parsed)
     });
@@ -430,6 +434,10 @@ pub fn push(
     let chunked = chunked.map_err(|e| errors.push(e));
     // The parser's read error is the cause when the container stream stopped early.
     let parsed = match parsed {
+        Some(Err(e)) if e.is::<Stopped>() => {
+            errors.push(e);
+            None
+        }
         Some(Err(e)) => {
             errors.insert(0, e);
             None
