@@ -8,8 +8,8 @@
 //! that searches from scratch at each position (not for something longer than the
 //! previous match), position 0 matchable, and distances up to 32768.
 
-use super::tokens::{literal, matched, token_len};
-use super::zlib_model::Oracle;
+use super::tokens::{literal, matched};
+use super::zlib_model::{lazy_emit, Oracle};
 
 const WSIZE: usize = 32768;
 const WMASK: usize = WSIZE - 1;
@@ -181,35 +181,24 @@ impl<'a> GoModel<'a> {
                     offset = d;
                 }
             }
-            if prev_length >= 4 && length <= prev_length {
-                let at = pos - 1;
-                let predicted = matched(prev_length as u32, prev_offset as u32);
-                let Some(actual) = oracle.next(at, predicted) else {
-                    return;
-                };
-                let n = token_len(actual);
-                self.insert_through(at + n - 1);
-                available = false;
-                length = 3;
-                pos = at + n;
+            let predicted = if prev_length >= 4 && length <= prev_length {
+                matched(prev_length as u32, prev_offset as u32)
             } else if available {
-                let at = pos - 1;
-                let predicted = literal(self.buf[at]);
-                let Some(actual) = oracle.next(at, predicted) else {
-                    return;
-                };
-                if actual == predicted {
-                    pos += 1;
-                } else {
-                    let n = token_len(actual);
-                    self.insert_through(at + n - 1);
-                    available = false;
-                    length = 3;
-                    pos = at + n;
-                }
+                literal(self.buf[pos - 1])
             } else {
                 available = true;
                 pos += 1;
+                continue;
+            };
+            let Some((next, restart)) =
+                lazy_emit(oracle, pos, predicted, |q| self.insert_through(q))
+            else {
+                return;
+            };
+            pos = next;
+            if restart {
+                available = false;
+                length = 3;
             }
         }
         if available {

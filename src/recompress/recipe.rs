@@ -206,6 +206,21 @@ impl<'a> BlockCursor<'a> {
         Ok(())
     }
 
+    /// Writes the token an oracle decided (or keeps its error) and hands it to the model.
+    fn settle(
+        &mut self,
+        decided: Result<Option<u32>, &'static str>,
+        error: &mut Option<&'static str>,
+    ) -> Option<u32> {
+        match decided.and_then(|t| t.map(|t| self.emit(t).map(|()| t)).transpose()) {
+            Ok(t) => t,
+            Err(e) => {
+                *error = Some(e);
+                None
+            }
+        }
+    }
+
     /// Closes the last block and any empty blocks after it, then the final padding.
     fn finish(mut self, final_pad: Option<(u8, u8)>) -> Result<(Vec<u8>, u64), &'static str> {
         loop {
@@ -246,38 +261,35 @@ struct Recorder<'a> {
     error: Option<&'static str>,
 }
 
+impl Recorder<'_> {
+    /// The stream's token for a Huffman-coded position, recording a wrong prediction.
+    fn actual(&mut self, predicted: u32) -> Result<Option<u32>, &'static str> {
+        if self.index >= self.stop_after {
+            return Ok(None);
+        }
+        let Some(&t) = self.tokens.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        if t != predicted {
+            self.corrections.push((self.index, t));
+            if self.corrections.len() > self.max_corrections {
+                return Err("too many corrections");
+            }
+        }
+        self.index += 1;
+        Ok(Some(t))
+    }
+}
+
 impl Oracle for Recorder<'_> {
     fn next(&mut self, pos: usize, predicted: u32) -> Option<u32> {
-        let stored = match self.cursor.ready() {
-            Ok(s) => s,
-            Err(e) => {
-                self.error = Some(e);
-                return None;
-            }
+        let r = match self.cursor.ready() {
+            Ok(true) => Ok(Some(literal(self.cursor.data[pos]))),
+            Ok(false) => self.actual(predicted),
+            Err(e) => Err(e),
         };
-        let actual = if stored {
-            literal(self.cursor.data[pos])
-        } else {
-            if self.index >= self.stop_after {
-                return None;
-            }
-            let t = *self.tokens.get(self.next)?;
-            self.next += 1;
-            if t != predicted {
-                self.corrections.push((self.index, t));
-                if self.corrections.len() > self.max_corrections {
-                    self.error = Some("too many corrections");
-                    return None;
-                }
-            }
-            self.index += 1;
-            t
-        };
-        if let Err(e) = self.cursor.emit(actual) {
-            self.error = Some(e);
-            return None;
-        }
-        Some(actual)
+        self.cursor.settle(r, &mut self.error)
     }
 }
 
@@ -289,44 +301,38 @@ struct Replayer<'a> {
     error: Option<&'static str>,
 }
 
+impl Replayer<'_> {
+    /// The token at a Huffman-coded position: a correction's, else the prediction.
+    fn actual(&mut self, pos: usize, predicted: u32) -> Result<Option<u32>, &'static str> {
+        let data = self.cursor.data;
+        let t = match self.corrections.peek() {
+            Some(&&(i, t)) if i == self.index => {
+                self.corrections.next();
+                // A literal correction stores no byte: it is the plaintext's.
+                if is_literal(t) {
+                    literal(data[pos])
+                } else {
+                    t
+                }
+            }
+            _ => predicted,
+        };
+        self.index += 1;
+        if token_len(t) > data.len() - pos || (!is_literal(t) && distance(t) > pos) {
+            return Err("a correction points outside the plaintext");
+        }
+        Ok(Some(t))
+    }
+}
+
 impl Oracle for Replayer<'_> {
     fn next(&mut self, pos: usize, predicted: u32) -> Option<u32> {
-        let stored = match self.cursor.ready() {
-            Ok(s) => s,
-            Err(e) => {
-                self.error = Some(e);
-                return None;
-            }
+        let r = match self.cursor.ready() {
+            Ok(true) => Ok(Some(literal(self.cursor.data[pos]))),
+            Ok(false) => self.actual(pos, predicted),
+            Err(e) => Err(e),
         };
-        let actual = if stored {
-            literal(self.cursor.data[pos])
-        } else {
-            let t = match self.corrections.peek() {
-                Some(&&(i, t)) if i == self.index => {
-                    self.corrections.next();
-                    // A literal correction stores no byte: it is the plaintext's.
-                    if is_literal(t) {
-                        literal(self.cursor.data[pos])
-                    } else {
-                        t
-                    }
-                }
-                _ => predicted,
-            };
-            self.index += 1;
-            t
-        };
-        if token_len(actual) > self.cursor.data.len() - pos
-            || (!is_literal(actual) && distance(actual) > pos)
-        {
-            self.error = Some("a correction points outside the plaintext");
-            return None;
-        }
-        if let Err(e) = self.cursor.emit(actual) {
-            self.error = Some(e);
-            return None;
-        }
-        Some(actual)
+        self.cursor.settle(r, &mut self.error)
     }
 }
 

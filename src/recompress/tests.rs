@@ -223,7 +223,7 @@ mod hostile {
     use proptest::prelude::*;
 
     fn small_container() -> ((Vec<u8>, Vec<u8>), Vec<u8>) {
-        // Stored plaintext, raw runs, headers and a trailer: every record kind.
+        // A header and trailer (held in the recipe stream) and pieces.
         let plain = text(11, 200_000);
         let gz = run("gzip", &["-c", "-n", "-6"], &plain);
         (contain(&gz).0, gz)

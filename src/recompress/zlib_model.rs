@@ -305,35 +305,24 @@ impl<'a> Model<'a> {
                     }
                 }
             }
-            if prev_length >= 3 && match_length <= prev_length {
-                let at = pos - 1;
-                let predicted = matched(prev_length, (at - prev_match) as u32);
-                let Some(actual) = oracle.next(at, predicted) else {
-                    return;
-                };
-                let n = token_len(actual);
-                self.insert_through(at + n - 1);
-                available = false;
-                match_length = 2;
-                pos = at + n;
+            let predicted = if prev_length >= 3 && match_length <= prev_length {
+                matched(prev_length, (pos - 1 - prev_match) as u32)
             } else if available {
-                let at = pos - 1;
-                let predicted = literal(self.buf[at]);
-                let Some(actual) = oracle.next(at, predicted) else {
-                    return;
-                };
-                if actual == predicted {
-                    pos += 1;
-                } else {
-                    let n = token_len(actual);
-                    self.insert_through(at + n - 1);
-                    available = false;
-                    match_length = 2;
-                    pos = at + n;
-                }
+                literal(self.buf[pos - 1])
             } else {
                 available = true;
                 pos += 1;
+                continue;
+            };
+            let Some((next, restart)) =
+                lazy_emit(oracle, pos, predicted, |q| self.insert_through(q))
+            else {
+                return;
+            };
+            pos = next;
+            if restart {
+                available = false;
+                match_length = 2;
             }
         }
         if available {
@@ -341,6 +330,27 @@ impl<'a> Model<'a> {
             let _ = oracle.next(at, literal(self.buf[at]));
         }
     }
+}
+
+/// One emission of a lazy matcher (zlib's `deflate_slow`, Go's `deflate`): the token at
+/// `at = pos - 1` is predicted; the oracle says what it is. Returns the next position and
+/// whether the matcher restarts plainly — after any match, or after a literal that was not
+/// the prediction — or `None` to stop. A literal as predicted keeps the match already
+/// found at `pos`, so the next position is `pos + 1`.
+pub(super) fn lazy_emit(
+    oracle: &mut dyn Oracle,
+    pos: usize,
+    predicted: u32,
+    insert_through: impl FnOnce(usize),
+) -> Option<(usize, bool)> {
+    let at = pos - 1;
+    let actual = oracle.next(at, predicted)?;
+    if is_literal(predicted) && actual == predicted {
+        return Some((pos + 1, false));
+    }
+    let n = token_len(actual);
+    insert_through(at + n - 1);
+    Some((at + n, true))
 }
 
 /// Length of the common prefix of two equally long slices.
