@@ -233,6 +233,23 @@ pub fn grace_then_reclaim(b: &dyn Backend) {
 /// Pushes, deletes, gc and pulls at once, with random SIGSTOP/SIGCONT and SIGKILL, for
 /// `rounds` rounds (KANDO_CHAOS_ROUNDS overrides). After every round each snapshot that
 /// committed and was not deleted restores byte for byte.
+/// `gzip -1 -n` of `data`.
+fn gzip_fast(data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("gzip")
+        .args(["-1", "-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&feed));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
 pub fn chaos(b: &dyn Backend, rounds: usize) {
     let rounds = std::env::var("KANDO_CHAOS_ROUNDS")
         .ok()
@@ -262,6 +279,11 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
             let at = (next(5) as usize) << 20;
             data[at..at + 4096].copy_from_slice(&random_bytes(pushes, 4096));
             data.extend(random_bytes(1000 + pushes, 200_000));
+            // Every third push is gzip'ed: a recompressed snapshot (manifest version 2,
+            // recipe blocks in a second chunk list) sharing chunks with plain ones.
+            if pushes % 3 == 0 {
+                data = gzip_fast(&data);
+            }
             let mut child = spawn_push(&p, &path);
             let mut stdin = child.stdin.take().unwrap();
             let feed = data.clone();
