@@ -42,13 +42,7 @@ pub const INLINE_MAX: usize = 4096;
 const MAX_RECORD: u64 = 64 << 20;
 const WINDOW: usize = 32768;
 
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+pub use super::recipe::put_varint;
 
 fn damaged(why: impl std::fmt::Display) -> io::Error {
     io::Error::new(

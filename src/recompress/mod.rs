@@ -4,8 +4,8 @@
 //! - `framing`: gzip and zlib headers; `inflate`: a deflate decoder that keeps block
 //!   headers and tokens; `huffman`, `tokens`, `bits`: deflate's codes and bit order.
 //! - `zlib_model`: predicts the tokens zlib and GNU gzip choose, `go_model` those of
-//!   Go's compress/flate (mongodump `--gzip`); `recipe`: a piece's
-//!   blocks and the model's corrections, proven at push by re-encoding.
+//!   Go's compress/flate (mongodump `--gzip`); `recipe`: a piece's blocks and the
+//!   model's corrections, proven at push by re-encoding them (`block_writer`).
 //! - `split`: push's pipeline from input to the data and recipe streams; `container`:
 //!   their format and pull's [`Rebuilder`].
 //!
@@ -13,6 +13,7 @@
 //! pull checks the whole stream's hash as for any snapshot.
 
 mod bits;
+mod block_writer;
 mod container;
 mod framing;
 mod go_model;

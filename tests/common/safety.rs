@@ -281,7 +281,7 @@ pub fn chaos(b: &dyn Backend, rounds: usize) {
             data.extend(random_bytes(1000 + pushes, 200_000));
             // Every third push is gzip'ed: a recompressed snapshot (manifest version 2,
             // recipe blocks in a second chunk list) sharing chunks with plain ones.
-            if pushes % 3 == 0 {
+            if pushes.is_multiple_of(3) {
                 data = gzip_fast(&data);
             }
             let mut child = spawn_push(&p, &path);
