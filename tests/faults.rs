@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{fails_69, mixed_data, snapshot_of, Backend};
+use common::{fails_69, mixed_data, same_bytes, snapshot_of, Backend};
 use faults::{kando_env, FaultProxy};
 use s3::{start_selected, S3Server};
 use s3_backend::S3Backend;
@@ -34,23 +34,6 @@ const SHORT_TIMEOUT: &str = "2";
 
 /// Fault modes the proxy counts.
 const MODES: [&str; 5] = ["500", "503", "reset", "truncate", "stall"];
-
-/// Panics unless `got` is exactly `want`, without printing megabytes.
-#[track_caller]
-fn same_bytes(got: &[u8], want: &[u8], what: &str) {
-    if got != want {
-        let first = got
-            .iter()
-            .zip(want)
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len().min(want.len()));
-        panic!(
-            "{what}: wrong bytes: got {} bytes, want {}, first difference at {first}",
-            got.len(),
-            want.len()
-        );
-    }
-}
 
 /// One repository in a fresh bucket, reached directly and through a fault proxy, with a
 /// tally of what each operation did.

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 
 use common::{
-    dump_text, mixed_data, pull_to_args, push_command_args, push_with, random_bytes, snapshot_of,
-    Backend, LocalBackend,
+    dump_text, mixed_data, pull_to_args, push_command_args, push_with, random_bytes, same_bytes,
+    snapshot_of, Backend, LocalBackend,
 };
 
 const PASSWORD: &str = "gzip dedup battery staple";
@@ -306,7 +306,7 @@ impl Repo {
     fn roundtrip(&self, path: &str, data: &[u8]) -> Pushed {
         let pushed = self.push(path, &[], &[], data);
         let back = self.pull(&pushed.id);
-        assert_same(
+        same_bytes(
             &back,
             data,
             &format!("{path} on the {} repository", self.name()),
@@ -324,24 +324,6 @@ impl Repo {
             .join(id);
         serde_json::from_slice(&std::fs::read(&p).unwrap()).expect("manifest JSON")
     }
-}
-
-/// Asserts `got == want` without printing megabytes: lengths and the first difference.
-#[track_caller]
-fn assert_same(got: &[u8], want: &[u8], what: &str) {
-    if got == want {
-        return;
-    }
-    let first = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    panic!(
-        "{what}: pulled {} bytes, pushed {}; first difference at byte {first}",
-        got.len(),
-        want.len()
-    );
 }
 
 /// The lines push wrote about a gzip or zlib stream (`kind` = "gzip" or "zlib"; an
@@ -999,7 +981,7 @@ fn bomb_like_streams_memory_bounded() {
             Vec::new(),
         );
         common::ok(&pulled);
-        assert_same(&pulled.stdout, &gz, name);
+        same_bytes(&pulled.stdout, &gz, name);
         let stderr = String::from_utf8_lossy(&out.stderr);
         eprintln!(
             "{name}: {} B gzip'ed; push peak RSS {} MiB, pull {} MiB; {:?}",
@@ -1063,7 +1045,7 @@ fn every_push_form_and_pull_into_a_file() {
     let mut wrong = Vec::new();
     for (name, args, stdin) in forms {
         let pushed = repo.push_run(&args, &[], stdin);
-        assert_same(&repo.pull(&pushed.id), &gz, name);
+        same_bytes(&repo.pull(&pushed.id), &gz, name);
         let target = work.path().join(format!("pulled-{}.gz", pushed.id));
         let path = args[args.iter().position(|a| *a == "--path").unwrap() + 1];
         let out = repo.run(
@@ -1072,7 +1054,7 @@ fn every_push_form_and_pull_into_a_file() {
             b"",
         );
         common::ok(&out);
-        assert_same(
+        same_bytes(
             &std::fs::read(&target).unwrap(),
             &gz,
             &format!("{name}, pulled into a file"),
@@ -1098,7 +1080,7 @@ fn switched_off_and_manifest_versions() {
         ("--no-gzip-dedup", &off_flag),
         ("KANDO_GZIP_DEDUP=0", &off_env),
     ] {
-        assert_same(&repo.pull(&p.id), &gz, name);
+        same_bytes(&repo.pull(&p.id), &gz, name);
         assert_eq!(check_line(Expect::Silent, &p.stderr), None, "{name}");
         assert_eq!(repo.manifest(&p.id)["version"], 1, "{name}");
     }
@@ -1635,7 +1617,7 @@ fn postgresql_dump_restores_through_gzip_and_kando() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_same(&repo.pull(&id), &gz, "the pg_dumpall | gzip stream");
+    same_bytes(&repo.pull(&id), &gz, "the pg_dumpall | gzip stream");
     drop(target);
     drop(source);
 
@@ -1666,7 +1648,7 @@ fn gc_keeps_and_then_reclaims_a_recompressed_snapshot() {
             common::ok(&repo.run(&common::delete_snapshot_args(&profile, id), &[], b""));
         }
         common::ok(&repo.run(&common::gc_args(&profile, &["--gc-grace", "0"]), &[], b""));
-        assert_same(&repo.pull(&kept.id), &gz1, "kept snapshot after gc");
+        same_bytes(&repo.pull(&kept.id), &gz1, "kept snapshot after gc");
         let verify = repo.run(
             &["repo", "verify", "--profile", &profile, "--read-data"],
             &[],

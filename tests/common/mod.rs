@@ -197,6 +197,24 @@ pub fn bash(script: &str, env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// Panics unless `got` is exactly `want`, without printing megabytes: the lengths and
+/// the first difference.
+#[track_caller]
+pub fn same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: wrong bytes: got {} bytes, want {}, first difference at {first}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 /// Asserts success, showing stderr otherwise.
 #[track_caller]
 pub fn ok(out: &Output) -> &Output {
