@@ -131,6 +131,7 @@ pub fn spawn<'scope, 'env, R: Read + Send + 'scope>(
     let reader = ContainerReader {
         items: item_rx,
         out: Vec::new(),
+        plain: None,
         recipes,
         records: MAGIC.to_vec(),
         at: 0,
@@ -328,6 +329,8 @@ fn deflate_stream<R: Read>(
 pub struct ContainerReader<'a> {
     items: Receiver<Item>,
     out: Vec<u8>,
+    /// A piece whose plaintext is read next, in place (no copy on the hot path).
+    plain: Option<Arc<Piece>>,
     recipes: Box<dyn Write + Send + 'a>,
     /// Recipe records not yet written to `recipes`.
     records: Vec<u8>,
@@ -399,7 +402,7 @@ impl ContainerReader<'_> {
                         self.records.extend_from_slice(&recipe);
                         let plain = &p.data[p.start..];
                         put_varint(&mut self.records, plain.len() as u64);
-                        self.out.extend_from_slice(plain);
+                        self.plain = Some(p.clone());
                         self.covered_bits = p.end_bit;
                         let mut r = self.report.lock().unwrap();
                         r.recompressed += (p.end_bit - p.start_bit) / 8;
@@ -429,18 +432,30 @@ impl ContainerReader<'_> {
     }
 }
 
+impl ContainerReader<'_> {
+    /// The data-stream bytes of the current item.
+    fn pending(&self) -> &[u8] {
+        match &self.plain {
+            Some(p) => &p.data[p.start..],
+            None => &self.out,
+        }
+    }
+}
+
 impl Read for ContainerReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.out.len() {
+        while self.at == self.pending().len() {
             if self.done {
                 return Ok(0);
             }
             self.out.clear();
+            self.plain = None;
             self.at = 0;
             self.next_item()?;
         }
-        let n = buf.len().min(self.out.len() - self.at);
-        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        let pending = self.pending();
+        let n = buf.len().min(pending.len() - self.at);
+        buf[..n].copy_from_slice(&pending[self.at..self.at + n]);
         self.at += n;
         Ok(n)
     }
