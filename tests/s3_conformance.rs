@@ -498,3 +498,28 @@ async fn short_and_misranged_bodies_are_errors() {
     let err = s.get_range("misranged", 10..20).await.unwrap_err();
     assert!(err.to_string().contains("bytes 10-19"), "{err}");
 }
+
+/// How often the probe catches s3s-fs's check-then-write (measurement, not a test).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn probe_detection_rate_on_s3s_fs() {
+    let Some(server) = start_selected("s3s-fs") else {
+        return;
+    };
+    let bucket = server.fresh_bucket().await;
+    let storage = S3Storage::connect(server.config(&bucket, "probe"))
+        .await
+        .unwrap();
+    let n = 40;
+    let mut caught = 0;
+    for i in 0..n {
+        if !storage
+            .probe_exclusive_create(&format!("probes/{i}"))
+            .await
+            .unwrap()
+        {
+            caught += 1;
+        }
+    }
+    eprintln!("PROBE caught {caught} of {n}");
+}

@@ -45,9 +45,17 @@ fn suite(kind: &str) {
         b.object_keys()
     );
 
+    migration_on(&fresh(false));
+    gc::racing_init_agrees(&fresh(false));
+    if kind == "s3s-fs" {
+        // s3s-fs 0.14 ignores If-None-Match, so gc's journal could have two winners there:
+        // gc refuses, and the gc scenarios run on the other servers.
+        gc::gc_refused_without_exclusive_create(&fresh(false));
+        return;
+    }
+
     gc::delete_all_leaves_only_config(&fresh(false));
     gc::delete_shared_keeps_the_other(&fresh(false));
-    gc::racing_init_agrees(&fresh(false));
     gc::delete_defers_while_in_use(&fresh(false));
     gc::killed_pushes_leave_nothing(&fresh(false), 20);
     gc::race_push_delete(&fresh(false), 34);
@@ -60,7 +68,6 @@ fn suite(kind: &str) {
     let b = fresh(false);
     let packs = format!("{}packs/", b.repo_root());
     safety::lost_pack_heals(&b, &|| b.delete_under(&packs));
-    migration_on(&fresh(false));
     if kind == "moto" {
         irsa_secret_falls_back_to_web_identity(&fresh(false));
     }

@@ -4,6 +4,8 @@
 //! One file on purpose (~600 lines): the phases share one scan and one journal state, and
 //! the safety argument reads top to bottom here.
 //!
+//! 0. **Ask the store** whether its conditional create has one winner (the journal needs
+//!    it; some S3 servers ignore `If-None-Match`); refuse before deciding anything if not.
 //! 1. **Finalize** each condemnation whose grace period has passed and that no fresh push
 //!    session older than it still waits on: rescan what is live (refs, and snapshots the
 //!    journal says committed), keep every condemned pack that holds a live blob found in
@@ -238,6 +240,7 @@ async fn scan(repo: &Repository, opts: &GcOptions) -> Result<Scan> {
 
 /// Collects garbage: finalize, condemn, finalize (a zero grace finishes in one run), delete.
 pub async fn gc(repo: &Repository, opts: &GcOptions) -> Result<GcReport> {
+    journal::require_exclusive_create(repo.storage()).await?;
     let mut report = GcReport::default();
     finalize(repo, opts, &mut report).await?;
     condemn(repo, opts, &mut report).await?;

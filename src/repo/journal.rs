@@ -38,6 +38,29 @@ const KEEP_RECORDS: u64 = 64;
 /// Prefix of checkpoint markers within the journal.
 const CHECKPOINT_PREFIX: &str = "journal/checkpoint-";
 
+/// Prefix of the keys [`require_exclusive_create`] writes (and deletes again).
+const PROBE_PREFIX: &str = "probes/";
+
+/// Why gc cannot run on this store.
+#[derive(Debug, thiserror::Error)]
+#[error("garbage collection needs a store whose conditional writes have one winner, and {0} replaced an object on a second `If-None-Match: *` write; nothing was deleted. Snapshots still push and restore here; to reclaim space use a store that honours conditional writes (AWS S3, Ceph RGW, MinIO, GCS, Azure, a local directory)")]
+pub struct NotExclusive(pub String);
+
+/// Fails with [`NotExclusive`] unless create-if-absent has one winner on this store: the
+/// journal's linear history, and with it every deletion decision, rests on that. Asked
+/// of the store itself each time (one probe key, four requests), never assumed.
+pub async fn require_exclusive_create(storage: &DynStorage) -> Result<()> {
+    let key = format!("{PROBE_PREFIX}{:032x}", rand::random::<u128>());
+    let exclusive = storage
+        .probe_exclusive_create(&key)
+        .await
+        .context("cannot check that the store's conditional writes have one winner")?;
+    if !exclusive {
+        return Err(NotExclusive(storage.describe()).into());
+    }
+    Ok(())
+}
+
 /// Nanoseconds since the epoch by this host's clock (used only to decide *when*, never
 /// *whether*: see the grace period).
 pub fn now_ns() -> u64 {

@@ -68,10 +68,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// object already existed (and was left untouched). Of concurrent calls on one key,
     /// at most one returns `true`.
     ///
-    /// Backends that cannot do this atomically (some S3 servers ignore `If-None-Match`)
-    /// check first and never replace an object they saw; two writers racing in the gap can
-    /// both return `true` there, so callers re-read the object and go with whichever
-    /// version is stored. Every backend in this crate's tests is atomic.
+    /// On stores that cannot do this atomically (S3 servers that ignore `If-None-Match`)
+    /// backends check first and never replace an object they saw, but two writers racing
+    /// in the gap can both return `true`. Callers whose safety needs one winner ask
+    /// [`Storage::probe_exclusive_create`] first and refuse to go on where it fails.
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StorageResult<bool>;
 
     /// Reads the whole object.
@@ -102,6 +102,78 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn cleanup_incomplete(&self, _older_than: Duration) -> StorageResult<usize> {
         Ok(0)
     }
+
+    /// Tries whether create-if-absent has one winner here, on `probe_key` (a fresh key,
+    /// left deleted); see [`probe_exclusive_create_with`]. `Ok(false)`: callers that rely
+    /// on one winner must not go on. Backends that check for the key before writing must
+    /// override this so that the probe reaches the store's own conditional write.
+    async fn probe_exclusive_create(&self, probe_key: &str) -> StorageResult<bool> {
+        probe_exclusive_create_with(self, probe_key, |data| self.put_if_absent(probe_key, data))
+            .await
+    }
+}
+
+/// Writers racing on one key, in each of [`PROBE_ROUNDS`], in
+/// [`probe_exclusive_create_with`].
+const PROBE_RACERS: u8 = 16;
+/// Bytes each racer writes: a longer upload widens a check-then-write server's gap.
+const PROBE_BODY: usize = 256 << 10;
+/// Racing rounds (12 MiB written in all on a store that passes).
+const PROBE_ROUNDS: usize = 3;
+
+/// Asks the store whether `create` (a conditional create of `key`, straight to the store)
+/// has one winner. Each must hold:
+/// 1. a second create on an existing key is refused and leaves the first bytes (a server
+///    that ignores `If-None-Match` fails this, always);
+/// 2. in each of [`PROBE_ROUNDS`] rounds of [`PROBE_RACERS`] creates racing on the fresh
+///    key, at most one wins and its bytes are stored. A server that checks and then
+///    writes (s3s-fs 0.14) fails this when two requests meet in its gap: measured on
+///    s3s-fs, 99 of 100 single rounds caught it. It is a race, so this step can catch
+///    such a server, never prove a store right.
+///
+/// A create whose answer was lost and retried reports `false` for our own write, so
+/// "refused" is never trusted on the first write of a fresh key.
+pub async fn probe_exclusive_create_with<S, F, Fut>(
+    storage: &S,
+    key: &str,
+    create: F,
+) -> StorageResult<bool>
+where
+    S: Storage + ?Sized,
+    F: Fn(Bytes) -> Fut,
+    Fut: std::future::Future<Output = StorageResult<bool>>,
+{
+    let first = Bytes::from_static(b"first");
+    create(first.clone()).await?;
+    let refused = !create(Bytes::from_static(b"second")).await?;
+    let kept = storage.get(key).await? == first;
+    storage.delete(key).await?;
+    if !(refused && kept) {
+        return Ok(false);
+    }
+    for _ in 0..PROBE_ROUNDS {
+        let racers = (0..PROBE_RACERS).map(|i| {
+            let data = Bytes::from(vec![i; PROBE_BODY]);
+            let create = &create;
+            async move { create(data).await.map(|won| won.then_some(i)) }
+        });
+        let outcomes = futures::future::try_join_all(racers).await;
+        let stored = storage.get(key).await;
+        storage.delete(key).await?;
+        let winners: Vec<u8> = outcomes?.into_iter().flatten().collect();
+        let one_winner = match winners[..] {
+            [] => true,
+            [w] => {
+                let stored = stored?;
+                stored.len() == PROBE_BODY && stored.iter().all(|&b| b == w)
+            }
+            _ => false,
+        };
+        if !one_winner {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Shared handle to a backend.

@@ -21,6 +21,7 @@ pub async fn run_all(storage: &dyn Storage, atomic_create: bool) {
     list_with_prefix_and_pagination(storage).await;
     delete_is_idempotent(storage).await;
     racing_put_if_absent_has_one_winner(storage, atomic_create).await;
+    probe_tells_exclusive_create(storage, atomic_create).await;
     cleanup_keeps_complete_objects(storage).await;
 }
 
@@ -94,6 +95,20 @@ async fn racing_put_if_absent_has_one_winner(s: &dyn Storage, atomic: bool) {
                 .any(|w| stored.len() == 4096 && stored.iter().all(|b| b == w)));
         }
         s.delete(&key).await.unwrap();
+    }
+}
+
+/// The probe gc asks before deleting anything tells the store's conditional writes as
+/// they are, and leaves nothing behind.
+async fn probe_tells_exclusive_create(s: &dyn Storage, atomic: bool) {
+    for round in 0..2 {
+        let key = format!("probes/conformance-{round}");
+        assert_eq!(
+            s.probe_exclusive_create(&key).await.unwrap(),
+            atomic,
+            "round {round}"
+        );
+        assert_eq!(s.head(&key).await.unwrap(), None, "probe key left behind");
     }
 }
 

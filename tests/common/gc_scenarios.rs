@@ -215,3 +215,49 @@ pub fn delete_defers_while_in_use(b: &dyn Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// On a store whose conditional writes can both succeed (a server that ignores
+/// `If-None-Match`), gc refuses before deleting anything: delete still removes the snapshot
+/// and says space was not reclaimed, `repo gc` fails with exit 69, and every other snapshot
+/// restores.
+pub fn gc_refused_without_exclusive_create(b: &dyn Backend) {
+    let p = b.profile();
+    let shared = random_bytes(7, 4 << 20);
+    let a: Vec<u8> = [shared.clone(), random_bytes(8, 2 << 20)].concat();
+    let kept: Vec<u8> = [shared, random_bytes(9, 2 << 20)].concat();
+    push(&p, "noexcl/a", &a);
+    let kept_id = push(&p, "noexcl/kept", &kept);
+    let before = repo_objects(b);
+
+    let out = kando(&delete_args(&p, "noexcl/a"), b"");
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reclaiming space failed and was skipped")
+            && stderr.contains("conditional writes"),
+        "{stderr}"
+    );
+    let after_delete = repo_objects(b);
+    let removed: Vec<&String> = before
+        .iter()
+        .filter(|k| !after_delete.contains(k))
+        .collect();
+    assert!(
+        removed.iter().any(|k| k.starts_with("refs/")),
+        "{removed:?}"
+    );
+    assert!(
+        removed
+            .iter()
+            .all(|k| k.starts_with("refs/") || k.starts_with("snapshots/")),
+        "delete removed data: {removed:?}"
+    );
+
+    let line = fails_69(&kando(&gc_args(&p, &["--gc-grace", "0"]), b""));
+    assert!(line.contains("conditional writes"), "{line}");
+    assert_eq!(repo_objects(b), after_delete, "gc changed the repository");
+    assert!(!after_delete.iter().any(|k| k.starts_with("probes/")));
+    let out = pull_id(&p, &kept_id);
+    ok(&out);
+    same_bytes(&out.stdout, &kept, "the other snapshot");
+}

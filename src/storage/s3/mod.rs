@@ -35,7 +35,7 @@ use super::body::{check_length, check_range, range_header};
 use super::error::error_chain;
 use super::keys::Root;
 use super::retry::{backoff, retry, Failure, RetryPolicy};
-use super::{ObjectMeta, Storage, StorageError, StorageResult};
+use super::{probe_exclusive_create_with, ObjectMeta, Storage, StorageError, StorageResult};
 use errors::{storage_error, ErrorInfo, PutOutcome};
 use multipart::MULTIPART_THRESHOLD;
 
@@ -225,6 +225,28 @@ impl S3Storage {
             },
         }
     }
+
+    /// `If-None-Match: *` PUT (multipart when large); false when the server refused it.
+    async fn create_exclusive(&self, key: &str, full: &str, data: Bytes) -> StorageResult<bool> {
+        if data.len() > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, full, data, true).await;
+        }
+        let mut attempt = 1;
+        loop {
+            match self.put_object(full, data.clone(), true).await? {
+                PutOutcome::Written => return Ok(true),
+                PutOutcome::Exists => return Ok(false),
+                // 409 ConditionalRequestConflict: another conditional write to this key is
+                // in flight. AWS advises retrying; the retry then gets 412 if that write won.
+                // If the conflict persists, say "exists": callers re-read anyway.
+                PutOutcome::Conflict if attempt >= self.policy.max_attempts => return Ok(false),
+                PutOutcome::Conflict => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -241,32 +263,23 @@ impl Storage for S3Storage {
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StorageResult<bool> {
         let full = self.root.full_key(key)?;
-        // Some servers (rclone serve s3, Garage) ignore If-None-Match and overwrite. A HEAD
-        // first keeps us correct there in the common case: an existing object is never
-        // replaced. The residual race — two writers both see "absent" between HEAD and PUT
-        // on such a server — cannot be closed without server support; the repository layer
-        // re-reads the object after writing and goes with whichever version is there.
+        // Some servers (rclone serve s3, Garage, s3s-fs) ignore If-None-Match and overwrite.
+        // A HEAD first keeps the common case right there: an existing object is never
+        // replaced. Two writers in the gap between HEAD and PUT can still both win; gc, whose
+        // journal needs one winner, probes the server first (`probe_exclusive_create`).
         if self.head_full(key, &full).await?.is_some() {
             return Ok(false);
         }
-        if data.len() > MULTIPART_THRESHOLD {
-            return self.put_multipart(key, &full, data, true).await;
-        }
-        let mut attempt = 1;
-        loop {
-            match self.put_object(&full, data.clone(), true).await? {
-                PutOutcome::Written => return Ok(true),
-                PutOutcome::Exists => return Ok(false),
-                // 409 ConditionalRequestConflict: another conditional write to this key is
-                // in flight. AWS advises retrying; the retry then gets 412 if that write won.
-                // If the conflict persists, say "exists": the caller re-reads anyway.
-                PutOutcome::Conflict if attempt >= self.policy.max_attempts => return Ok(false),
-                PutOutcome::Conflict => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-            }
-        }
+        self.create_exclusive(key, &full, data).await
+    }
+
+    async fn probe_exclusive_create(&self, probe_key: &str) -> StorageResult<bool> {
+        // Past put_if_absent's HEAD: the question is whether the server itself refuses.
+        let full = self.root.full_key(probe_key)?;
+        probe_exclusive_create_with(self, probe_key, |data| {
+            self.create_exclusive(probe_key, &full, data)
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> StorageResult<Bytes> {
