@@ -499,3 +499,43 @@ fn repo_init_chooses_once() {
     ));
     assert!(line.contains("not encrypted"), "{line}");
 }
+
+/// Two first pushes on a store whose conditional writes can both succeed (s3s-fs) can each
+/// write a config; the later one replaces the earlier. A push whose config was replaced
+/// while it ran must not commit: its data is under keys the repository no longer has.
+#[test]
+fn a_push_whose_config_was_replaced_commits_nothing() {
+    use std::io::Write;
+    let b = encrypted();
+    let p = b.profile();
+    // The replacement: another repository's config, same password, other keys.
+    let other = encrypted();
+    common::ok(&common::kando(&push_args(&other.profile(), "x"), b"x"));
+    let other_config = std::fs::read(repo_dir(&other).join("config")).unwrap();
+
+    let mut child = common::spawn_kando(&push_args(&p, "replaced"));
+    let mut stdin = child.stdin.take().unwrap();
+    // 4 MiB through a 64 KiB pipe: the push has opened (created) the repository.
+    let data = common::random_bytes(77, 4 << 20);
+    stdin.write_all(&data).unwrap();
+    std::fs::write(repo_dir(&b).join("config"), &other_config).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let line = common::fails_69(&out);
+    assert!(
+        line.contains("config") && line.contains("replaced"),
+        "{line}"
+    );
+    assert!(line.contains("nothing was committed"), "{line}");
+    let list = common::kando(&["repo", "list", "--profile", &p], b"");
+    common::ok(&list);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("replaced"),
+        "a snapshot was listed"
+    );
+    // Pushing again works under the config that stayed.
+    let id = common::push_id(&p, "replaced", &data);
+    let out = common::pull_id(&p, &id);
+    common::ok(&out);
+    common::same_bytes(&out.stdout, &data, "the second push");
+}

@@ -6,11 +6,12 @@
 
 use std::collections::HashSet;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
+use super::config::Config;
 use super::ids::Id;
 use super::manifest::Manifest;
-use super::{journal, manifest_key, pack_key, Repository};
+use super::{journal, manifest_key, pack_key, Repository, CONFIG_KEY};
 
 /// Why a commit was refused: the push must not claim a snapshot it cannot restore.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,10 @@ pub enum CommitError {
     /// A pack the snapshot uses is gone (deleted by hand, a lifecycle rule, damage).
     #[error("pack {0}, which this push uses, is missing from the repository; nothing was committed, push again (it will store the data anew)")]
     Missing(String),
+    /// The config this push wrote with is no longer the repository's: its data would be
+    /// unreadable under the other keys.
+    #[error("the repository config at {0} was replaced while this push ran (another first push on a store whose conditional writes can both succeed, or by hand); nothing was committed, push again")]
+    ConfigReplaced(String),
 }
 
 impl Repository {
@@ -34,6 +39,17 @@ impl Repository {
         id: &str,
         packs: &HashSet<Id>,
     ) -> Result<()> {
+        // Two first pushes on a store whose create-if-absent can have two winners can each
+        // write a config; the one that landed last is the repository's. Data written under
+        // the other's keys would not restore.
+        let stored = self
+            .storage
+            .get(CONFIG_KEY)
+            .await
+            .context("cannot read the repository config back")?;
+        if Config::decode(&stored).map(|c| c.id) != Ok(self.config.id.clone()) {
+            return Err(CommitError::ConfigReplaced(self.storage.describe()).into());
+        }
         for _ in 0..64 {
             // Journal first, listing second: a pack deleted after the listing was decided
             // in a record newer than `state`, and then our append conflicts.
