@@ -591,6 +591,7 @@ async fn cleanup(repo: &Repository, opts: &GcOptions) -> Result<()> {
         storage.delete(&l.key).await?;
     }
     storage.cleanup_incomplete(opts.stale_after).await?;
+    journal::remove_stale_probes(storage, journal::PROBE_LEFTOVER_AGE).await?;
     journal::compact(storage).await
 }
 

@@ -103,13 +103,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(0)
     }
 
-    /// Tries whether create-if-absent has one winner here, on `probe_key` (a fresh key,
-    /// left deleted); see [`probe_exclusive_create_with`]. `Ok(false)`: callers that rely
-    /// on one winner must not go on. Backends that check for the key before writing must
-    /// override this so that the probe reaches the store's own conditional write.
-    async fn probe_exclusive_create(&self, probe_key: &str) -> StorageResult<bool> {
-        probe_exclusive_create_with(self, probe_key, |data| self.put_if_absent(probe_key, data))
-            .await
+    /// Tries whether create-if-absent has one winner here, on fresh keys under `prefix`
+    /// (deleted again); see [`probe_exclusive_create_with`]. `Ok(false)`: callers that
+    /// rely on one winner must not go on. Backends that check for the key before writing
+    /// must override this so that the probe reaches the store's own conditional write.
+    async fn probe_exclusive_create(&self, prefix: &str) -> StorageResult<bool> {
+        probe_exclusive_create_with(self, prefix, |key, data| async move {
+            self.put_if_absent(&key, data).await
+        })
+        .await
     }
 }
 
@@ -121,11 +123,12 @@ const PROBE_BODY: usize = 256 << 10;
 /// Racing rounds (12 MiB written in all on a store that passes).
 const PROBE_ROUNDS: usize = 3;
 
-/// Asks the store whether `create` (a conditional create of `key`, straight to the store)
-/// has one winner. Each must hold:
+/// Asks the store whether `create` (a conditional create, straight to the store) has one
+/// winner, on fresh keys under `prefix` (one per step: GCS allows about one write a second
+/// to one object name). Each must hold:
 /// 1. a second create on an existing key is refused and leaves the first bytes (a server
 ///    that ignores `If-None-Match` fails this, always);
-/// 2. in each of [`PROBE_ROUNDS`] rounds of [`PROBE_RACERS`] creates racing on the fresh
+/// 2. in each of [`PROBE_ROUNDS`] rounds of [`PROBE_RACERS`] creates racing on a fresh
 ///    key, at most one wins and its bytes are stored. A server that checks and then
 ///    writes (s3s-fs 0.14) fails this when two requests meet in its gap: measured on
 ///    s3s-fs, 99 of 100 single rounds caught it. It is a race, so this step can catch
@@ -135,31 +138,33 @@ const PROBE_ROUNDS: usize = 3;
 /// "refused" is never trusted on the first write of a fresh key.
 pub async fn probe_exclusive_create_with<S, F, Fut>(
     storage: &S,
-    key: &str,
+    prefix: &str,
     create: F,
 ) -> StorageResult<bool>
 where
     S: Storage + ?Sized,
-    F: Fn(Bytes) -> Fut,
+    F: Fn(String, Bytes) -> Fut,
     Fut: std::future::Future<Output = StorageResult<bool>>,
 {
+    let key = format!("{prefix}/second-write");
     let first = Bytes::from_static(b"first");
-    create(first.clone()).await?;
-    let refused = !create(Bytes::from_static(b"second")).await?;
-    let kept = storage.get(key).await? == first;
-    storage.delete(key).await?;
+    create(key.clone(), first.clone()).await?;
+    let refused = !create(key.clone(), Bytes::from_static(b"second")).await?;
+    let kept = storage.get(&key).await? == first;
+    storage.delete(&key).await?;
     if !(refused && kept) {
         return Ok(false);
     }
-    for _ in 0..PROBE_ROUNDS {
+    for round in 0..PROBE_ROUNDS {
+        let key = format!("{prefix}/race-{round}");
         let racers = (0..PROBE_RACERS).map(|i| {
             let data = Bytes::from(vec![i; PROBE_BODY]);
-            let create = &create;
-            async move { create(data).await.map(|won| won.then_some(i)) }
+            let (create, key) = (&create, key.clone());
+            async move { create(key, data).await.map(|won| won.then_some(i)) }
         });
         let outcomes = futures::future::try_join_all(racers).await;
-        let stored = storage.get(key).await;
-        storage.delete(key).await?;
+        let stored = storage.get(&key).await;
+        storage.delete(&key).await?;
         let winners: Vec<u8> = outcomes?.into_iter().flatten().collect();
         let one_winner = match winners[..] {
             [] => true,

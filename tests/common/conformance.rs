@@ -102,13 +102,17 @@ async fn racing_put_if_absent_has_one_winner(s: &dyn Storage, atomic: bool) {
 /// they are, and leaves nothing behind.
 async fn probe_tells_exclusive_create(s: &dyn Storage, atomic: bool) {
     for round in 0..2 {
-        let key = format!("probes/conformance-{round}");
+        let prefix = format!("probes/conformance-{round}");
         assert_eq!(
-            s.probe_exclusive_create(&key).await.unwrap(),
+            s.probe_exclusive_create(&prefix).await.unwrap(),
             atomic,
             "round {round}"
         );
-        assert_eq!(s.head(&key).await.unwrap(), None, "probe key left behind");
+        assert_eq!(
+            s.list(&prefix).await.unwrap(),
+            vec![],
+            "probe keys left behind"
+        );
     }
 }
 

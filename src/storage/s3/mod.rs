@@ -273,11 +273,11 @@ impl Storage for S3Storage {
         self.create_exclusive(key, &full, data).await
     }
 
-    async fn probe_exclusive_create(&self, probe_key: &str) -> StorageResult<bool> {
+    async fn probe_exclusive_create(&self, prefix: &str) -> StorageResult<bool> {
         // Past put_if_absent's HEAD: the question is whether the server itself refuses.
-        let full = self.root.full_key(probe_key)?;
-        probe_exclusive_create_with(self, probe_key, |data| {
-            self.create_exclusive(probe_key, &full, data)
+        probe_exclusive_create_with(self, prefix, |key, data| async move {
+            let full = self.root.full_key(&key)?;
+            self.create_exclusive(&key, &full, data).await
         })
         .await
     }
