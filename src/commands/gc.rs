@@ -5,7 +5,8 @@
 //! the safety argument reads top to bottom here.
 //!
 //! 0. **Ask the store** whether its conditional create has one winner (the journal needs
-//!    it; some S3 servers ignore `If-None-Match`); refuse before deciding anything if not.
+//!    it; some S3 servers ignore `If-None-Match` or check and then write); refuse before
+//!    deciding anything if not.
 //! 1. **Finalize** each condemnation whose grace period has passed and that no fresh push
 //!    session older than it still waits on: rescan what is live (refs, and snapshots the
 //!    journal says committed), keep every condemned pack that holds a live blob found in

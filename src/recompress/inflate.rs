@@ -144,12 +144,16 @@ impl<R: Read> Input<R> {
         self.next -= k;
     }
 
-    /// The rest of the input from byte offset `from`, in pieces of at most `size` bytes.
+    /// The rest of the input from byte offset `from`, in pieces of exactly `size` bytes
+    /// but the last. Never shorter because a read was: push stores short runs in the
+    /// recipe stream, so sizes that followed the pipe's reads made the data stream, and
+    /// with it dedup, differ between two pushes of the same bytes.
     pub fn drain_rest(&mut self, from: u64, size: usize) -> io::Result<Option<Vec<u8>>> {
         self.acc = 0;
         self.n = 0;
         self.next = (from - self.base) as usize;
-        if self.buf.len() <= self.next && !self.fill()? {
+        while self.buf.len() < self.next + size && self.fill()? {}
+        if self.buf.len() <= self.next {
             return Ok(None);
         }
         let take = size.min(self.buf.len() - self.next);
