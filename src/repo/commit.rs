@@ -47,7 +47,7 @@ impl Repository {
             .get(CONFIG_KEY)
             .await
             .context("cannot read the repository config back")?;
-        if Config::decode(&stored).map(|c| c.id) != Ok(self.config.id.clone()) {
+        if !Config::decode(&stored).is_ok_and(|c| c.id == self.config.id) {
             return Err(CommitError::ConfigReplaced(self.storage.describe()).into());
         }
         for _ in 0..64 {
