@@ -349,6 +349,14 @@ impl ContainerReader<'_> {
         self.report.clone()
     }
 
+    /// The data-stream bytes of the current item.
+    fn pending(&self) -> &[u8] {
+        match &self.plain {
+            Some(p) => &p.data[p.start..],
+            None => &self.out,
+        }
+    }
+
     /// Appends a RAW record for input bytes from `at`, without what is already covered
     /// (a partial byte a piece ended in is sent again whole; pull drops its bits).
     fn raw(&mut self, at: u64, bytes: &[u8]) {
@@ -429,16 +437,6 @@ impl ContainerReader<'_> {
             self.records.clear();
         }
         Ok(())
-    }
-}
-
-impl ContainerReader<'_> {
-    /// The data-stream bytes of the current item.
-    fn pending(&self) -> &[u8] {
-        match &self.plain {
-            Some(p) => &p.data[p.start..],
-            None => &self.out,
-        }
     }
 }
 
